@@ -1,0 +1,75 @@
+// Package e2e tests ferry end to end against a real kwok control plane and
+// a real Gitea forge from the tools/ toolchain. The tests never skip: a
+// missing toolchain fails the package, because `make test` builds it first.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"ferry.dev/ferry/e2e/harness"
+)
+
+var (
+	cluster *harness.Cluster
+	forge   *harness.Gitea
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if reaped, err := harness.Reap(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: reap:", err)
+	} else if len(reaped) > 0 {
+		fmt.Fprintln(os.Stderr, "e2e: reaped stale instances:", reaped)
+	}
+	var err error
+	start := time.Now()
+	if cluster, err = harness.StartCluster(ctx, harness.DefaultClusterOptions()); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer stop("cluster", cluster.Stop)
+	fmt.Fprintf(os.Stderr, "e2e: cluster %s up in %s\n", cluster.Name, time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	if forge, err = harness.StartGitea(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer stop("gitea", forge.Stop)
+	fmt.Fprintf(os.Stderr, "e2e: gitea %s up in %s\n", forge.URL, time.Since(start).Round(time.Millisecond))
+	return m.Run()
+}
+
+func stop(what string, f func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := f(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: stop %s: %v\n", what, err)
+	}
+}
+
+// eventually polls cond every interval until it returns true or timeout
+// passes, then fails the test with the last message cond gave.
+func eventually(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var msg string
+	for {
+		var ok bool
+		if ok, msg = cond(); ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not reached within %s: %s", timeout, msg)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -1,0 +1,169 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	"github.com/fluxcd/cli-utils/pkg/object"
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+const (
+	// pollConcurrency bounds the objects read at the same time.
+	pollConcurrency = 8
+	// minPollTimeout bounds one poll, so that a hung API server cannot hold
+	// a check past its deadline by more than this (or the interval, if
+	// longer). A poll cut short is a read error, not a verdict.
+	minPollTimeout = 10 * time.Second
+)
+
+// Checker runs health checks against a cluster.
+type Checker struct {
+	reader client.Reader
+	mapper meta.RESTMapper
+}
+
+// NewChecker returns a Checker reading the cluster through c. Objects are
+// read as unstructured, pods, ReplicaSets and ControllerRevisions as typed
+// objects. The version of each kind is resolved with c's RESTMapper, so c
+// must have a RESTMapper() method, as every client.Client has; Check says so
+// when it has not.
+func NewChecker(c client.Reader) *Checker {
+	ch := &Checker{reader: c}
+	if m, ok := c.(interface{ RESTMapper() meta.RESTMapper }); ok {
+		ch.mapper = m.RESTMapper()
+	}
+	return ch
+}
+
+// Check polls objs every opts.Interval until all are Current and have
+// stayed so for opts.Soak (Healthy), one of them fails (Failed, at once,
+// without waiting for the timeout), or opts.Timeout passes before all are
+// Current (TimedOut).
+//
+// An object that is not found is InProgress: it may have been deleted by
+// someone during the check. A read error (the API server unreachable, say)
+// is no verdict either: the check keeps polling, and a timeout names the last
+// error.
+//
+// Check returns an error, and no verdict, for invalid options and when ctx
+// ends, for instance because a newer commit arrived; the error then wraps
+// ctx.Err().
+func (c *Checker) Check(ctx context.Context, objs object.ObjMetadataSet, opts Options) (*Verdict, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if c.mapper == nil {
+		return nil, errors.New("health check: the client has no RESTMapper to resolve the versions of kinds")
+	}
+	p := newProgress(opts, time.Now())
+	if len(objs) == 0 {
+		return p.verdict(time.Now(), Healthy, "no objects to check"), nil
+	}
+	versions := map[schema.GroupKind]schema.GroupVersionKind{}
+	ticker := time.NewTicker(opts.Interval)
+	defer ticker.Stop()
+	for {
+		obs := c.poll(ctx, objs, versions, max(opts.Interval, minPollTimeout))
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("health check of %d objects: %w", len(objs), err)
+		}
+		if v := p.judge(time.Now(), obs); v != nil {
+			return v, nil
+		}
+		wake := time.NewTimer(time.Until(p.wake()))
+		select {
+		case <-ctx.Done():
+			wake.Stop()
+			return nil, fmt.Errorf("health check of %d objects: %w", len(objs), ctx.Err())
+		case <-ticker.C:
+		case <-wake.C:
+		}
+		wake.Stop()
+	}
+}
+
+// observation is what one poll saw of one object.
+type observation struct {
+	status ObjectStatus
+	// pods are the pods of the object's current revision (the Pod itself
+	// for a bare Pod), for the soak to count restarts.
+	pods []corev1.Pod
+	// err is a read or judging error; status is then Unknown.
+	err error
+}
+
+// poll observes every object once, pollConcurrency at a time, within
+// timeout. versions caches the version resolved for each kind.
+func (c *Checker) poll(ctx context.Context, objs object.ObjMetadataSet, versions map[schema.GroupKind]schema.GroupVersionKind, timeout time.Duration) []observation {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out := make([]observation, len(objs))
+	g := new(errgroup.Group)
+	g.SetLimit(pollConcurrency)
+	for i, id := range objs {
+		gvk, err := c.version(id.GroupKind, versions)
+		if err != nil {
+			err = fmt.Errorf("%s: %w", describe(id), err)
+			out[i] = observation{status: unknown(id, err), err: err}
+			continue
+		}
+		g.Go(func() error {
+			out[i] = c.observe(ctx, id, gvk)
+			return nil
+		})
+	}
+	// Why no error to look at: observe reports every error in its
+	// observation, since none of them ends the check.
+	_ = g.Wait()
+	return out
+}
+
+// version resolves the version of kind gk, once per check. A kind unknown
+// to the API server (a CRD not yet established) is a read error: the
+// RESTMapper is asked again at the next poll.
+func (c *Checker) version(gk schema.GroupKind, versions map[schema.GroupKind]schema.GroupVersionKind) (schema.GroupVersionKind, error) {
+	if gvk, ok := versions[gk]; ok {
+		return gvk, nil
+	}
+	m, err := c.mapper.RESTMapping(gk)
+	if err != nil {
+		return schema.GroupVersionKind{}, fmt.Errorf("resolve version: %w", err)
+	}
+	versions[gk] = m.GroupVersionKind
+	return m.GroupVersionKind, nil
+}
+
+// observe reads one object and the pods of its current revision, and
+// evaluates them.
+func (c *Checker) observe(ctx context.Context, id object.ObjMetadata, gvk schema.GroupVersionKind) observation {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gvk)
+	if err := c.reader.Get(ctx, client.ObjectKey{Namespace: id.Namespace, Name: id.Name}, u); err != nil {
+		if apierrors.IsNotFound(err) {
+			return observation{status: ObjectStatus{ID: id, Status: status.InProgressStatus, Message: "not found"}}
+		}
+		err = fmt.Errorf("%s get: %w", describe(id), err)
+		return observation{status: unknown(id, err), err: err}
+	}
+	var pods []corev1.Pod
+	if r := kinds[id.GroupKind]; r.pods != nil {
+		var err error
+		if pods, err = r.pods(ctx, c.reader, u); err != nil {
+			err = fmt.Errorf("%s pods: %w", describe(id), err)
+			return observation{status: unknown(id, err), err: err}
+		}
+	}
+	st, err := Evaluate(u, pods)
+	st.ID = id
+	return observation{status: st, pods: pods, err: err}
+}

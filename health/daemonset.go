@@ -1,0 +1,65 @@
+package health
+
+import (
+	"context"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// daemonSetPods reads the pods of the DaemonSet's current revision. A
+// DaemonSet's status does not name its revision, so its ControllerRevisions
+// are read too.
+func daemonSetPods(ctx context.Context, r client.Reader, obj *unstructured.Unstructured) ([]corev1.Pod, error) {
+	ds, err := fromUnstructured[appsv1.DaemonSet](obj)
+	if err != nil {
+		return nil, err
+	}
+	if !observed(ds.Generation, ds.Status.ObservedGeneration) || ds.Spec.Selector == nil {
+		return nil, nil
+	}
+	sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
+	if err != nil {
+		return nil, fmt.Errorf("selector: %w", err)
+	}
+	var revisions appsv1.ControllerRevisionList
+	if err := r.List(ctx, &revisions, client.InNamespace(ds.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return nil, fmt.Errorf("list controllerrevisions: %w", err)
+	}
+	pods, err := listPods(ctx, r, ds.Namespace, ds.Spec.Selector)
+	if err != nil {
+		return nil, err
+	}
+	return daemonSetRevisionPods(ds, revisions.Items, pods), nil
+}
+
+// daemonSetRevisionPods picks the pods of ds's current revision: those it
+// controls whose controller-revision-hash label equals that of the newest
+// ControllerRevision it controls (the highest .revision; a rollback to an
+// older template renumbers that template's revision as the newest).
+func daemonSetRevisionPods(ds *appsv1.DaemonSet, revisions []appsv1.ControllerRevision, pods []corev1.Pod) []corev1.Pod {
+	if !observed(ds.Generation, ds.Status.ObservedGeneration) {
+		return nil
+	}
+	var newest *appsv1.ControllerRevision
+	for i := range revisions {
+		cr := &revisions[i]
+		if metav1.IsControlledBy(cr, ds) && (newest == nil || cr.Revision > newest.Revision) {
+			newest = cr
+		}
+	}
+	if newest == nil {
+		return nil
+	}
+	hash := newest.Labels[appsv1.DefaultDaemonSetUniqueLabelKey]
+	if hash == "" {
+		return nil
+	}
+	return controlledPods(pods, ds, func(p *corev1.Pod) bool {
+		return p.Labels[appsv1.DefaultDaemonSetUniqueLabelKey] == hash
+	})
+}

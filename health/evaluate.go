@@ -1,0 +1,98 @@
+package health
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	"github.com/fluxcd/cli-utils/pkg/object"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// rules is what the check knows about one kind beyond kstatus. Either
+// function may be nil.
+type rules struct {
+	// failure says why the object failed, from its own status, or "" when
+	// it has not.
+	failure func(obj *unstructured.Unstructured) (string, error)
+	// pods lists the pods of the object's current revision.
+	pods func(ctx context.Context, r client.Reader, obj *unstructured.Unstructured) ([]corev1.Pod, error)
+}
+
+// kinds holds the rules of every kind with more to check than kstatus. Each
+// kind's rules live in its own file.
+var kinds = map[schema.GroupKind]rules{
+	{Group: "apps", Kind: "Deployment"}:  {failure: deploymentFailure, pods: deploymentPods},
+	{Group: "apps", Kind: "ReplicaSet"}:  {pods: replicaSetPods},
+	{Group: "apps", Kind: "StatefulSet"}: {pods: statefulSetPods},
+	{Group: "apps", Kind: "DaemonSet"}:   {pods: daemonSetPods},
+	{Group: "batch", Kind: "Job"}:        {failure: jobFailure},
+	{Group: "", Kind: "Pod"}:             {failure: bareFailure, pods: barePods},
+}
+
+// Evaluate judges one object in a single pass, from the object as read from
+// the cluster (with its GroupVersionKind set) and the pods of its current
+// revision. It does not read the cluster.
+//
+// The result is Failed when the object's own status says so (kstatus Failed,
+// a Deployment past its progress deadline, a failed Job, a failed bare Pod)
+// or when one of pods cannot become ready without a change (see podFailure);
+// otherwise it is the kstatus status and message. A bare Pod is judged from
+// obj itself.
+//
+// The error reports an object whose status cannot be computed; the returned
+// status is then Unknown.
+func Evaluate(obj *unstructured.Unstructured, pods []corev1.Pod) (ObjectStatus, error) {
+	id := object.UnstructuredToObjMetadata(obj)
+	res, err := status.Compute(obj)
+	if err != nil {
+		return unknown(id, err), fmt.Errorf("%s status: %w", describe(id), err)
+	}
+	if r := kinds[id.GroupKind]; r.failure != nil {
+		msg, err := r.failure(obj)
+		if err != nil {
+			return unknown(id, err), fmt.Errorf("%s status: %w", describe(id), err)
+		}
+		if msg != "" {
+			return ObjectStatus{ID: id, Status: status.FailedStatus, Message: msg}, nil
+		}
+	}
+	if msg := podsFailure(pods); msg != "" {
+		return ObjectStatus{ID: id, Status: status.FailedStatus, Message: msg}, nil
+	}
+	return ObjectStatus{ID: id, Status: res.Status, Message: res.Message}, nil
+}
+
+// unknown is the status of an object that could not be read or judged.
+func unknown(id object.ObjMetadata, err error) ObjectStatus {
+	return ObjectStatus{ID: id, Status: status.UnknownStatus, Message: err.Error()}
+}
+
+// fromUnstructured converts obj to its typed form.
+func fromUnstructured[T any](obj *unstructured.Unstructured) (*T, error) {
+	t := new(T)
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, t); err != nil {
+		return nil, fmt.Errorf("convert %s: %w", obj.GroupVersionKind().Kind, err)
+	}
+	return t, nil
+}
+
+// observed reports whether a controller has seen the latest spec of its
+// object. Until it has, the object's status, conditions and revision
+// describe the previous spec: judging them would fail a fix for the fault it
+// fixes (TestEvaluate "unobserved generation").
+func observed(generation, observedGeneration int64) bool {
+	return observedGeneration >= generation
+}
+
+// withMessage is "reason (message)", or the reason alone without a message.
+func withMessage(reason, message string) string {
+	if message = oneLine(message, maxMessage); message == "" {
+		return reason
+	}
+	return reason + " (" + message + ")"
+}
