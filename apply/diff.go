@@ -29,7 +29,7 @@ type ObjectDiff struct {
 // Plan is what applying a rendering would change, found by a server-side
 // dry-run; nothing is written.
 type Plan struct {
-	Objects                   []ObjectDiff
+	Objects                  []ObjectDiff
 	Created, Changed, Pruned int
 }
 
