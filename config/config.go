@@ -1,0 +1,254 @@
+// Package config loads and validates ferry's one YAML configuration file.
+//
+// The file is the base; FERRY_* environment variables override some of its
+// top-level settings and flags override both (see [AddFlags] for the list).
+// Defaults fill what none of them set. The result is validated as a whole:
+// an invalid configuration is refused with every problem listed, each as a
+// [*FieldError] naming the field path and the fix.
+package config
+
+import (
+	"time"
+)
+
+// Values accepted by [Environment.OnFailure].
+const (
+	// OnFailureRevert writes a revert commit for a failed commit.
+	OnFailureRevert = "revert"
+	// OnFailureHold keeps the cluster as it is and reports the failure.
+	OnFailureHold = "hold"
+)
+
+// Values accepted by [Promote.Mode].
+const (
+	// PromotePush moves the target branch to the verified tree directly.
+	PromotePush = "push"
+	// PromotePullRequest opens a pull request into the target branch.
+	PromotePullRequest = "pull-request"
+)
+
+// Values accepted by [Report.Provider]; an empty provider reports nothing
+// outside the cluster.
+const (
+	// ProviderGitHub posts commit statuses through the GitHub API.
+	ProviderGitHub = "github"
+	// ProviderGitLab posts commit statuses through the GitLab API.
+	ProviderGitLab = "gitlab"
+	// ProviderGitea posts commit statuses through the Gitea API.
+	ProviderGitea = "gitea"
+	// ProviderWebhook posts status changes as JSON to a URL.
+	ProviderWebhook = "webhook"
+)
+
+// Defaults applied to settings the file leaves out.
+const (
+	// DefaultAddr is where ferry serves badges, the status API, metrics and
+	// webhooks. It listens on every interface because ferry normally runs in
+	// a pod behind a Service; set 127.0.0.1:9090 to keep it local.
+	DefaultAddr = ":9090"
+	// DefaultNamespace is ferry's own namespace, home of its state ConfigMaps.
+	DefaultNamespace = "ferry-system"
+	// DefaultLogLevel is the level of ferry's structured logs.
+	DefaultLogLevel = "info"
+	// DefaultInterval is how often an environment's branch is polled.
+	DefaultInterval = time.Minute
+	// DefaultHealthTimeout bounds the wait for a commit to become healthy.
+	DefaultHealthTimeout = 5 * time.Minute
+	// DefaultHealthInterval is how often health is polled while verifying.
+	DefaultHealthInterval = 2 * time.Second
+	// DefaultMaxPruneFraction is the largest share of an environment's
+	// inventory one reconcile may prune.
+	DefaultMaxPruneFraction = 0.5
+)
+
+// Config is ferry's whole configuration.
+type Config struct {
+	// Environments are reconciled independently; at least one is required.
+	Environments []Environment `yaml:"environments" mapstructure:"environments"`
+	// Report says where commit statuses go.
+	Report Report `yaml:"report" mapstructure:"report"`
+	// Server is ferry's HTTP endpoint.
+	Server Server `yaml:"server" mapstructure:"server"`
+	// Namespace is ferry's own namespace, holding the state ConfigMaps
+	// ferry-state-<env>; default [DefaultNamespace].
+	Namespace string `yaml:"namespace" mapstructure:"namespace"`
+	// Log configures ferry's structured logs.
+	Log Log `yaml:"log" mapstructure:"log"`
+}
+
+// Environment is one branch of one repository reconciled into one cluster.
+type Environment struct {
+	// Name identifies the environment in statuses, labels and the state
+	// ConfigMap ferry-state-<name>, so it must be a DNS-1123 label.
+	Name string `yaml:"name" mapstructure:"name"`
+	// Source is where the environment's manifests come from.
+	Source Source `yaml:"source" mapstructure:"source"`
+	// Cluster is where they are applied.
+	Cluster Cluster `yaml:"cluster" mapstructure:"cluster"`
+	// Namespace is given to namespaced objects that name none; an empty
+	// namespace defaults to the environment's Name.
+	Namespace string `yaml:"namespace" mapstructure:"namespace"`
+	// Health says how a commit is judged.
+	Health Health `yaml:"health" mapstructure:"health"`
+	// OnFailure is [OnFailureRevert] or [OnFailureHold] (the default).
+	OnFailure string `yaml:"onFailure" mapstructure:"onFailure"`
+	// Promote, when set, promotes healthy commits to another environment.
+	Promote *Promote `yaml:"promote" mapstructure:"promote"`
+	// Prune deletes objects that left the rendering; nil means true. Use
+	// [Environment.PruneEnabled] to read it.
+	Prune *bool `yaml:"prune" mapstructure:"prune"`
+	// MaxPruneFraction is the largest share of the inventory one reconcile
+	// may prune, in (0, 1]; default [DefaultMaxPruneFraction]. A rendering
+	// that would prune more is refused.
+	MaxPruneFraction float64 `yaml:"maxPruneFraction" mapstructure:"maxPruneFraction"`
+	// Force lets apply delete and recreate objects whose immutable fields
+	// changed; default false.
+	Force bool `yaml:"force" mapstructure:"force"`
+}
+
+// PruneEnabled reports whether objects that left the rendering are deleted;
+// an unset Prune means yes.
+func (e *Environment) PruneEnabled() bool {
+	return e.Prune == nil || *e.Prune
+}
+
+// Source is a directory on a branch of a git repository.
+type Source struct {
+	// URL is https://, http://, ssh:// or scp-like user@host:path.
+	URL string `yaml:"url" mapstructure:"url"`
+	// Branch is the branch name, without refs/heads/.
+	Branch string `yaml:"branch" mapstructure:"branch"`
+	// Path is the directory to render, relative to the repository root;
+	// "." is the root.
+	Path string `yaml:"path" mapstructure:"path"`
+	// Interval is how often the branch is polled; default [DefaultInterval].
+	Interval time.Duration `yaml:"interval" mapstructure:"interval"`
+	// Auth holds the credentials; empty means anonymous.
+	Auth Auth `yaml:"auth" mapstructure:"auth"`
+}
+
+// Auth is one way to authenticate to a git server: TokenFile,
+// Username with PasswordFile, SSHKeyFile with KnownHostsFile, or SecretRef.
+type Auth struct {
+	// TokenFile holds an HTTPS access token.
+	TokenFile string `yaml:"tokenFile" mapstructure:"tokenFile"`
+	// Username is the HTTPS basic-auth user; it needs PasswordFile.
+	Username string `yaml:"username" mapstructure:"username"`
+	// PasswordFile holds the HTTPS basic-auth password.
+	PasswordFile string `yaml:"passwordFile" mapstructure:"passwordFile"`
+	// SSHKeyFile holds an SSH private key; it needs KnownHostsFile.
+	SSHKeyFile string `yaml:"sshKeyFile" mapstructure:"sshKeyFile"`
+	// KnownHostsFile holds the host keys the git server is checked against.
+	KnownHostsFile string `yaml:"knownHostsFile" mapstructure:"knownHostsFile"`
+	// SecretRef names a Secret in ferry's namespace holding the credentials.
+	SecretRef string `yaml:"secretRef" mapstructure:"secretRef"`
+}
+
+// Cluster says which Kubernetes API server an environment is applied to.
+type Cluster struct {
+	// Kubeconfig is a kubeconfig file; empty means in-cluster, or
+	// $KUBECONFIG outside a cluster.
+	Kubeconfig string `yaml:"kubeconfig" mapstructure:"kubeconfig"`
+	// Context is the kubeconfig context; empty means its current context.
+	Context string `yaml:"context" mapstructure:"context"`
+}
+
+// Health says how long and how often a commit is verified.
+type Health struct {
+	// Timeout bounds the wait for everything to be healthy; default
+	// [DefaultHealthTimeout].
+	Timeout time.Duration `yaml:"timeout" mapstructure:"timeout"`
+	// Soak is how long everything must stay healthy afterwards; default 0
+	// (no soak). It must be shorter than Timeout.
+	Soak time.Duration `yaml:"soak" mapstructure:"soak"`
+	// Interval is how often health is polled; default
+	// [DefaultHealthInterval].
+	Interval time.Duration `yaml:"interval" mapstructure:"interval"`
+}
+
+// Promote sends an environment's healthy commits on to another environment.
+type Promote struct {
+	// To names the environment promoted to.
+	To string `yaml:"to" mapstructure:"to"`
+	// Mode is [PromotePush] (the default) or [PromotePullRequest].
+	Mode string `yaml:"mode" mapstructure:"mode"`
+	// RequireSoak promotes only commits that passed a soak.
+	RequireSoak bool `yaml:"requireSoak" mapstructure:"requireSoak"`
+}
+
+// Report says where commit statuses are posted.
+type Report struct {
+	// Provider is one of the Provider constants, or empty for none.
+	Provider string `yaml:"provider" mapstructure:"provider"`
+	// URL is the forge's API base (empty: the public github.com or
+	// gitlab.com service) or, for [ProviderWebhook], the URL posted to.
+	URL string `yaml:"url" mapstructure:"url"`
+	// TokenFile holds the forge API token.
+	TokenFile string `yaml:"tokenFile" mapstructure:"tokenFile"`
+	// WebhookSecretFile holds the shared secret of webhooks (HMAC).
+	WebhookSecretFile string `yaml:"webhookSecretFile" mapstructure:"webhookSecretFile"`
+}
+
+// Server is ferry's HTTP endpoint: badges, status API, metrics, webhooks.
+type Server struct {
+	// Addr is the listen address, host:port; default [DefaultAddr].
+	Addr string `yaml:"addr" mapstructure:"addr"`
+	// ExternalURL is where people reach ferry, used for links in commit
+	// statuses; empty means statuses carry no link.
+	ExternalURL string `yaml:"externalURL" mapstructure:"externalURL"`
+}
+
+// Log configures ferry's structured logs.
+type Log struct {
+	// Level is debug, info, warn or error; default [DefaultLogLevel].
+	Level string `yaml:"level" mapstructure:"level"`
+}
+
+// Environment returns the environment called name.
+func (c *Config) Environment(name string) (*Environment, bool) {
+	for i := range c.Environments {
+		if c.Environments[i].Name == name {
+			return &c.Environments[i], true
+		}
+	}
+	return nil, false
+}
+
+// defaulter is a configuration struct that fills its own defaults. The
+// decoder calls setDefaults on every such value it creates, before reading
+// the file into it, so a value the file sets (even to zero) is never
+// replaced by a default.
+type defaulter interface {
+	setDefaults()
+}
+
+func (c *Config) setDefaults() {
+	c.Server.Addr = DefaultAddr
+	c.Namespace = DefaultNamespace
+	c.Log.Level = DefaultLogLevel
+}
+
+func (e *Environment) setDefaults() {
+	e.Source.Interval = DefaultInterval
+	e.Health.Timeout = DefaultHealthTimeout
+	e.Health.Interval = DefaultHealthInterval
+	e.OnFailure = OnFailureHold
+	prune := true
+	e.Prune = &prune
+	e.MaxPruneFraction = DefaultMaxPruneFraction
+}
+
+func (p *Promote) setDefaults() {
+	p.Mode = PromotePush
+}
+
+// setDerivedDefaults fills defaults that depend on other fields, once the
+// whole file is read.
+func (c *Config) setDerivedDefaults() {
+	for i := range c.Environments {
+		e := &c.Environments[i]
+		if e.Namespace == "" {
+			e.Namespace = e.Name
+		}
+	}
+}

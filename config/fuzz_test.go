@@ -1,0 +1,40 @@
+package config_test
+
+import (
+	"os"
+	"testing"
+
+	"ferry.dev/ferry/config"
+)
+
+// FuzzParse pins that Parse never panics, and that it returns either a
+// configuration that validates or an error, never both or neither.
+func FuzzParse(f *testing.F) {
+	design, err := os.ReadFile("testdata/design.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range []string{
+		string(design),
+		"",
+		"environments: [",
+		"- a",
+		"environments:\n  - &a {name: a, <<: *a}\n",
+		"environments:\n  - {name: dev, source: {url: git@h:o/r.git, branch: main, path: ., auth: {sshKeyFile: /k, knownHostsFile: /h}}, health: {soak: 1m}, promote: {to: dev}}\n",
+		"environments: [{name: a, maxPruneFraction: .inf, prune: ~, health: {timeout: 1h30m}}]\nreport: {provider: webhook}\n",
+		"? [a]\n: b\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := config.Parse(data)
+		if (c == nil) == (err == nil) {
+			t.Fatalf("Parse(%q) = %v, %v; want exactly one", data, c, err)
+		}
+		if c != nil {
+			if err := c.Validate(); err != nil {
+				t.Fatalf("Parse(%q) accepted a config that Validate refuses: %v", data, err)
+			}
+		}
+	})
+}

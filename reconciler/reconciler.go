@@ -1,0 +1,343 @@
+// Package reconciler runs each environment's loop: fetch, render, apply,
+// prune, verify, decide, report. It is the only package that knows the
+// order; each step is a short function that records its phase in the state
+// store, so status and badges show where an environment stands.
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/fluxcd/pkg/ssa"
+
+	"ferry.dev/ferry/apply"
+	"ferry.dev/ferry/health"
+	"ferry.dev/ferry/render"
+	"ferry.dev/ferry/source"
+)
+
+// Environment is one environment's wiring, built from configuration.
+type Environment struct {
+	Name string
+	// Path is the directory of the environment's overlay in the repository.
+	Path string
+	// Interval is how often drift is corrected when no commit arrives.
+	Interval time.Duration
+	// Prune deletes objects that left the rendering.
+	Prune  bool
+	Health health.Options
+}
+
+// Reconciler keeps one environment converged on its branch.
+type Reconciler struct {
+	env      Environment
+	watcher  *source.Watcher
+	renderer *render.Renderer
+	applier  *apply.Applier
+	checker  *health.Checker
+	store    *Store
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// New wires a Reconciler for env.
+func New(env Environment, w *source.Watcher, r *render.Renderer, a *apply.Applier, c *health.Checker, s *Store, log *slog.Logger) *Reconciler {
+	return &Reconciler{env: env, watcher: w, renderer: r, applier: a, checker: c, store: s,
+		log: log.With("environment", env.Name), now: time.Now}
+}
+
+// Name returns the environment's name.
+func (r *Reconciler) Name() string { return r.env.Name }
+
+// Trigger asks for an immediate poll of the environment's branch.
+func (r *Reconciler) Trigger() { r.watcher.Trigger() }
+
+// Run reconciles until ctx is done. Each new tip of the branch is
+// reconciled at once; between tips, drift is corrected every Interval.
+// A newer tip cancels a running verification.
+func (r *Reconciler) Run(ctx context.Context) error {
+	watchErr := make(chan error, 1)
+	go func() { watchErr <- r.watcher.Run(ctx) }()
+	tick := time.NewTicker(r.env.Interval)
+	defer tick.Stop()
+	var current *source.Revision
+	for {
+		var next *source.Revision
+		select {
+		case <-ctx.Done():
+			<-watchErr
+			return nil
+		case next = <-r.watcher.Revisions():
+		case <-tick.C:
+			next = current
+		}
+		for next != nil {
+			current = next
+			next = r.reconcile(ctx, current)
+		}
+	}
+}
+
+// run is one reconcile of rev: the list of steps.
+type run struct {
+	rev      *source.Revision
+	started  time.Time
+	rendered *render.Result
+	applied  *ssa.ChangeSet
+	inv      apply.Inventory
+	newer    *source.Revision
+	log      *slog.Logger
+}
+
+// reconcile takes rev through the steps. It returns a newer revision that
+// arrived during verification, which the caller reconciles next.
+func (r *Reconciler) reconcile(ctx context.Context, rev *source.Revision) *source.Revision {
+	st, err := r.store.Load(ctx, r.env.Name)
+	if err != nil {
+		r.log.Error("load state", "error", err)
+		return nil
+	}
+	commit := rev.Commit.Hash.String()
+	run := &run{rev: rev, started: r.now(), log: r.log.With("revision", commit[:7])}
+	// A revision seen before is only re-applied to correct drift.
+	_, decided := st.VerdictFor(commit)
+	steps := []struct {
+		name string
+		fn   func(context.Context, *run, bool) error
+	}{
+		{"render", r.render},
+		{"apply", r.apply},
+		{"prune", r.prune},
+		{"verify", r.verify},
+	}
+	for _, s := range steps {
+		if err := s.fn(ctx, run, decided); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			r.fail(ctx, run, s.name, err, decided)
+			return nil
+		}
+	}
+	return run.newer
+}
+
+func (r *Reconciler) setPhase(ctx context.Context, run *run, phase Phase, msg string) error {
+	_, err := r.store.Update(ctx, r.env.Name, func(st *State) error {
+		st.Phase, st.Message = phase, msg
+		st.Target = &Revision{Commit: run.rev.Commit.Hash.String(), Time: run.started}
+		if run.rendered != nil {
+			st.Target.Digest = run.rendered.Digest
+		}
+		return nil
+	})
+	return err
+}
+
+func (r *Reconciler) render(ctx context.Context, run *run, decided bool) error {
+	if !decided {
+		if err := r.setPhase(ctx, run, PhaseRendering, ""); err != nil {
+			return err
+		}
+	}
+	res, err := r.renderer.Render(ctx, run.rev.Tree, r.env.Path)
+	if err != nil {
+		return err
+	}
+	run.rendered = res
+	return nil
+}
+
+func (r *Reconciler) apply(ctx context.Context, run *run, decided bool) error {
+	if !decided {
+		if err := r.setPhase(ctx, run, PhaseApplying, fmt.Sprintf("%d objects", len(run.rendered.Objects))); err != nil {
+			return err
+		}
+	}
+	// Record every object this apply may create before creating it, so a
+	// crash midway cannot leave an object that no inventory knows.
+	planned, err := r.plannedInventory(run.rendered)
+	if err != nil {
+		return err
+	}
+	if _, err := r.store.Update(ctx, r.env.Name, func(st *State) error {
+		st.Inventory = union(st.Inventory, planned)
+		return nil
+	}); err != nil {
+		return err
+	}
+	cs, err := r.applier.Apply(ctx, run.rendered.Objects)
+	if err != nil {
+		return err
+	}
+	run.applied, run.inv = cs, apply.InventoryOf(cs)
+	if changed := changes(cs); len(changed) > 0 {
+		run.log.Info("applied", "changes", changed)
+	}
+	return nil
+}
+
+func (r *Reconciler) prune(ctx context.Context, run *run, decided bool) error {
+	st, err := r.store.Update(ctx, r.env.Name, func(st *State) error {
+		if !decided {
+			st.Phase = PhasePruning
+		}
+		st.LastApplied = &Revision{Commit: run.rev.Commit.Hash.String(), Digest: run.rendered.Digest, Time: r.now()}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	stale := st.Inventory.Stale(run.inv)
+	keep := apply.Inventory{}
+	if r.env.Prune && len(stale) > 0 {
+		cs, err := r.applier.Prune(ctx, stale)
+		if cs != nil {
+			for _, e := range cs.Entries {
+				if e.Action == ssa.UnknownAction { // delete failed: keep it for the next try
+					keep = append(keep, apply.Entry{ID: e.ObjMetadata.String(), Version: e.GroupVersion})
+				}
+			}
+			if changed := changes(cs); len(changed) > 0 {
+				run.log.Info("pruned", "changes", changed)
+			}
+		}
+		if err != nil {
+			run.log.Error("prune", "error", err)
+		}
+	}
+	_, err = r.store.Update(ctx, r.env.Name, func(st *State) error {
+		st.Inventory = union(run.inv, keep)
+		return nil
+	})
+	return err
+}
+
+func (r *Reconciler) verify(ctx context.Context, run *run, decided bool) error {
+	if decided {
+		return nil
+	}
+	msg := "waiting for health"
+	if r.env.Health.Soak > 0 {
+		msg = fmt.Sprintf("verifying (soak %s)", r.env.Health.Soak)
+	}
+	if err := r.setPhase(ctx, run, PhaseVerifying, msg); err != nil {
+		return err
+	}
+	set, err := run.inv.ObjMetadataSet()
+	if err != nil {
+		return err
+	}
+	vctx, cancel := context.WithCancel(ctx)
+	newer := make(chan *source.Revision, 1)
+	go func() {
+		select {
+		case rev := <-r.watcher.Revisions():
+			newer <- rev
+			cancel()
+		case <-vctx.Done():
+			newer <- nil
+		}
+	}()
+	verdict, err := r.checker.Check(vctx, set, r.env.Health)
+	cancel()
+	run.newer = <-newer
+	if run.newer != nil {
+		run.log.Info("verification cancelled by a newer commit", "newer", run.newer.Commit.Hash.String()[:7])
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return r.decide(ctx, run, verdict)
+}
+
+// decide records the verdict. A healthy revision becomes the environment's
+// last known good revision.
+func (r *Reconciler) decide(ctx context.Context, run *run, v *health.Verdict) error {
+	commit := run.rev.Commit.Hash.String()
+	outcome := OutcomeHealthy
+	phase := PhaseHealthy
+	switch v.Outcome {
+	case health.OutcomeFailed:
+		outcome, phase = OutcomeFailed, PhaseFailed
+	case health.OutcomeTimedOut:
+		outcome, phase = OutcomeTimedOut, PhaseFailed
+	}
+	_, err := r.store.Update(ctx, r.env.Name, func(st *State) error {
+		st.Phase, st.Message = phase, v.Reason
+		st.Record(Verdict{Commit: commit, Digest: run.rendered.Digest, Outcome: outcome, Reason: v.Reason,
+			Started: run.started, Finished: r.now()})
+		if outcome == OutcomeHealthy {
+			st.LastHealthy = &Revision{Commit: commit, Digest: run.rendered.Digest, Time: r.now()}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	run.log.Info("verdict", "outcome", outcome, "reason", v.Reason, "duration", r.now().Sub(run.started).Round(time.Millisecond))
+	return nil
+}
+
+// fail records a render or apply error as the revision's verdict. Nothing
+// is pruned after a failure.
+func (r *Reconciler) fail(ctx context.Context, run *run, step string, err error, decided bool) {
+	run.log.Error(step+" failed", "error", err)
+	if decided {
+		return
+	}
+	commit := run.rev.Commit.Hash.String()
+	reason := fmt.Sprintf("%s: %v", step, err)
+	digest := ""
+	if run.rendered != nil {
+		digest = run.rendered.Digest
+	}
+	if _, uerr := r.store.Update(ctx, r.env.Name, func(st *State) error {
+		st.Phase, st.Message = PhaseFailed, reason
+		st.Record(Verdict{Commit: commit, Digest: digest, Outcome: OutcomeError, Reason: reason, Started: run.started, Finished: r.now()})
+		return nil
+	}); uerr != nil {
+		run.log.Error("record failure", "error", errors.Join(err, uerr))
+	}
+}
+
+func (r *Reconciler) plannedInventory(res *render.Result) (apply.Inventory, error) {
+	prepared, err := r.applier.Prepare(res.Objects)
+	if err != nil {
+		return nil, err
+	}
+	cs := ssa.NewChangeSet()
+	for _, o := range prepared {
+		cs.Add(ssa.ChangeSetEntry{ObjMetadata: objMetadata(o), GroupVersion: o.GroupVersionKind().Version, Action: ssa.UnknownAction})
+	}
+	return apply.InventoryOf(cs), nil
+}
+
+func union(a, b apply.Inventory) apply.Inventory {
+	cs := ssa.NewChangeSet()
+	for _, inv := range []apply.Inventory{a, b} {
+		for _, e := range inv {
+			m, err := e.Metadata()
+			if err != nil {
+				continue
+			}
+			cs.Add(ssa.ChangeSetEntry{ObjMetadata: m, GroupVersion: e.Version})
+		}
+	}
+	return apply.InventoryOf(cs)
+}
+
+// changes lists the entries of a change set that changed something.
+func changes(cs *ssa.ChangeSet) map[string][]string {
+	out := map[string][]string{}
+	for _, e := range cs.Entries {
+		if e.Action != ssa.UnchangedAction {
+			out[string(e.Action)] = append(out[string(e.Action)], e.Subject)
+		}
+	}
+	return out
+}
