@@ -41,6 +41,8 @@ type Reconciler struct {
 	store    *Store
 	log      *slog.Logger
 	now      func() time.Time
+	// sourceErr is the source error last recorded in the state.
+	sourceErr string
 }
 
 // New wires a Reconciler for env.
@@ -72,12 +74,36 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			return nil
 		case next = <-r.watcher.Revisions():
 		case <-tick.C:
+			r.noteSource(ctx)
 			next = current
 		}
 		for next != nil {
 			current = next
 			next = r.reconcile(ctx, current)
 		}
+	}
+}
+
+// noteSource records a change of the source's error in the state, so a
+// wrong token or an unreachable server shows in status, not only in logs.
+func (r *Reconciler) noteSource(ctx context.Context) {
+	msg := ""
+	if err := r.watcher.Err(); err != nil {
+		msg = err.Error()
+	}
+	if msg == r.sourceErr {
+		return
+	}
+	if msg != "" {
+		r.log.Error("source", "error", msg)
+	} else {
+		r.log.Info("source recovered")
+	}
+	if _, err := r.store.Update(ctx, r.env.Name, func(st *State) error {
+		st.SourceError = msg
+		return nil
+	}); err == nil {
+		r.sourceErr = msg
 	}
 }
 
@@ -101,7 +127,7 @@ func (r *Reconciler) reconcile(ctx context.Context, rev *source.Revision) *sourc
 		return nil
 	}
 	commit := rev.Commit.Hash.String()
-	run := &run{rev: rev, started: r.now(), log: r.log.With("revision", commit[:7])}
+	rn := &run{rev: rev, started: r.now(), log: r.log.With("revision", commit[:7])}
 	// A revision seen before is only re-applied to correct drift.
 	_, decided := st.VerdictFor(commit)
 	steps := []struct {
@@ -114,15 +140,15 @@ func (r *Reconciler) reconcile(ctx context.Context, rev *source.Revision) *sourc
 		{"verify", r.verify},
 	}
 	for _, s := range steps {
-		if err := s.fn(ctx, run, decided); err != nil {
+		if err := s.fn(ctx, rn, decided); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			r.fail(ctx, run, s.name, err, decided)
+			r.fail(ctx, rn, s.name, err, decided)
 			return nil
 		}
 	}
-	return run.newer
+	return rn.newer
 }
 
 func (r *Reconciler) setPhase(ctx context.Context, run *run, phase Phase, msg string) error {
@@ -262,9 +288,9 @@ func (r *Reconciler) decide(ctx context.Context, run *run, v *health.Verdict) er
 	outcome := OutcomeHealthy
 	phase := PhaseHealthy
 	switch v.Outcome {
-	case health.OutcomeFailed:
+	case health.Failed:
 		outcome, phase = OutcomeFailed, PhaseFailed
-	case health.OutcomeTimedOut:
+	case health.TimedOut:
 		outcome, phase = OutcomeTimedOut, PhaseFailed
 	}
 	_, err := r.store.Update(ctx, r.env.Name, func(st *State) error {

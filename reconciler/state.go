@@ -69,6 +69,8 @@ type Verdict struct {
 type State struct {
 	Phase   Phase  `json:"phase,omitempty"`
 	Message string `json:"message,omitempty"`
+	// SourceError is the last error polling the branch; empty once a poll succeeds.
+	SourceError string `json:"sourceError,omitempty"`
 	// Target is the revision being reconciled now.
 	Target *Revision `json:"target,omitempty"`
 	// LastApplied is the last revision applied without error.

@@ -1,0 +1,79 @@
+package e2e
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDiff runs `ferry diff` against a converged environment: no changes
+// exits 0; a branch with a changed image, a changed Secret and a removed
+// file exits 1 and shows them, with Secret values masked; an unknown
+// environment exits 2.
+func TestDiff(t *testing.T) {
+	files := appFiles("v1")
+	files["envs/staging/secret.yaml"] = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\nstringData:\n  password: hunter2-old\n"
+	files["envs/staging/kustomization.yaml"] = "resources:\n  - ../../base\n  - extra.yaml\n  - secret.yaml\nimages:\n  - name: registry.invalid/web\n    newTag: v1\n"
+	e := newTestEnv(t, files)
+	first, _ := e.wc.Git(t.Context(), "rev-parse", "HEAD")
+	e.start(t)
+	requireHealthy(t, e.waitVerdict(t, first, 2*time.Minute))
+
+	bin := buildFerry(t)
+	cfgPath := filepath.Join(t.TempDir(), "ferry.yaml")
+	if err := os.WriteFile(cfgPath, []byte(e.configYAML()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	diff := func(args ...string) (string, int) {
+		cmd := exec.CommandContext(t.Context(), bin, append([]string{"diff", "--config", cfgPath}, args...)...)
+		cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir())
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return string(out), ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+
+	if out, code := diff(e.name); code != 0 || !strings.Contains(out, "0 to create, 0 to change, 0 to prune") {
+		t.Fatalf("diff of the applied branch: exit %d\n%s", code, out)
+	}
+
+	if _, err := e.wc.Git(t.Context(), "checkout", "--quiet", "-b", "preview"); err != nil {
+		t.Fatal(err)
+	}
+	e.push(t, map[string]string{
+		"envs/staging/secret.yaml":        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\nstringData:\n  password: hunter2-new\n",
+		"envs/staging/kustomization.yaml": "resources:\n  - ../../base\n  - secret.yaml\nimages:\n  - name: registry.invalid/web\n    newTag: v2\n",
+	}, []string{"envs/staging/extra.yaml"}, "Preview changes")
+	if err := e.wc.Push(t.Context(), "preview"); err != nil {
+		t.Fatal(err)
+	}
+	out, code := diff(e.name, "--ref", "preview")
+	if code != 1 {
+		t.Fatalf("diff with changes: exit %d, want 1\n%s", code, out)
+	}
+	for _, want := range []string{"0 to create, 2 to change, 1 to prune", "change Deployment/" + e.ns + "/web", "+          image: registry.invalid/web:v2",
+		"change Secret/" + e.ns + "/creds", "prune ConfigMap/" + e.ns + "/extra"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("diff output lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "hunter2") || strings.Contains(out, "aHVudGVyMi") {
+		t.Errorf("diff output shows a Secret value")
+	}
+	if t.Failed() {
+		t.Logf("diff output:\n%s", out)
+	}
+
+	if out, code := diff("no-such-env"); code != 2 || !strings.Contains(out, "no-such-env") {
+		t.Fatalf("diff of an unknown environment: exit %d\n%s", code, out)
+	}
+}

@@ -1,0 +1,171 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"ferry.dev/ferry/config"
+	"ferry.dev/ferry/e2e/harness"
+	"ferry.dev/ferry/reconciler"
+)
+
+// testEnv is one environment under test: a Gitea repository, a namespace
+// for its objects, a namespace for ferry's state, and a running ferry.
+type testEnv struct {
+	name, ns, stateNS, repo, tokenFile string
+	wc                                 *harness.Clone
+	c                                  client.Client
+	extra                              string // YAML appended to the environment's config
+}
+
+// newTestEnv creates a repository holding files on main, and the namespaces.
+func newTestEnv(t *testing.T, files map[string]string) *testEnv {
+	t.Helper()
+	ctx := t.Context()
+	e := &testEnv{name: "env", c: kubeClient(t)}
+	e.ns = newNamespace(t)
+	e.stateNS = newNamespace(t)
+	e.repo = "r-" + e.ns
+	if _, err := forge.CreateRepo(e.repo); err != nil {
+		t.Fatal(err)
+	}
+	wc, err := forge.Clone(ctx, e.repo, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.wc = wc
+	if _, err := wc.CommitAndPush(ctx, files, "Initial environment"); err != nil {
+		t.Fatal(err)
+	}
+	e.tokenFile = filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(e.tokenFile, []byte(forge.Token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *testEnv) configYAML() string {
+	return fmt.Sprintf(`namespace: %s
+environments:
+  - name: %s
+    source:
+      url: %s
+      branch: main
+      path: envs/staging
+      interval: 1s
+      auth: {tokenFile: %s}
+    cluster: {kubeconfig: %s}
+    namespace: %s
+    health: {timeout: 2m, interval: 250ms}
+%s`, e.stateNS, e.name, forge.CloneURL(e.repo), e.tokenFile, cluster.Kubeconfig, e.ns, e.extra)
+}
+
+// start runs ferry in-process until the test ends.
+func (e *testEnv) start(t *testing.T) {
+	t.Helper()
+	cfg, err := config.Parse([]byte(e.configYAML()))
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, e.configYAML())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	log := slog.New(slog.NewTextHandler(&testWriter{t: t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	m, err := reconciler.NewManager(ctx, cfg, reconciler.Options{CacheDir: t.TempDir(), Log: log})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = m.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func (e *testEnv) state(t *testing.T) *reconciler.State {
+	t.Helper()
+	st, err := reconciler.NewStore(e.c, e.stateNS).Load(t.Context(), e.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// waitVerdict waits for ferry's verdict on commit and returns it.
+func (e *testEnv) waitVerdict(t *testing.T, commit string, timeout time.Duration) reconciler.Verdict {
+	t.Helper()
+	var v reconciler.Verdict
+	eventually(t, timeout, func() (bool, string) {
+		st := e.state(t)
+		var ok bool
+		v, ok = st.VerdictFor(commit)
+		return ok, fmt.Sprintf("no verdict on %s yet; phase %s: %s", commit[:7], st.Phase, st.Message)
+	})
+	return v
+}
+
+func (e *testEnv) push(t *testing.T, files map[string]string, remove []string, message string) string {
+	t.Helper()
+	for _, f := range remove {
+		if err := e.wc.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sha, err := e.wc.CommitAndPush(t.Context(), files, message)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha
+}
+
+// testWriter sends log lines to t.Log until the test ends.
+type testWriter struct {
+	t    *testing.T
+	mu   sync.Mutex
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+var _ io.Writer = (*testWriter)(nil)
+
+// appFiles is a small application: a base with a Deployment and a
+// ConfigMap, and a staging overlay that adds a ConfigMap and sets the tag.
+func appFiles(tag string) map[string]string {
+	return map[string]string{
+		"base/kustomization.yaml": "resources:\n  - deployment.yaml\n  - config.yaml\n",
+		"base/deployment.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: registry.invalid/web:v0
+`,
+		"base/config.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\ndata:\n  greeting: hello\n",
+		"envs/staging/kustomization.yaml": "resources:\n  - ../../base\n  - extra.yaml\nimages:\n  - name: registry.invalid/web\n    newTag: " + tag + "\n",
+		"envs/staging/extra.yaml":         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  k: v\n",
+	}
+}

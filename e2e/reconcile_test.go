@@ -1,0 +1,197 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"ferry.dev/ferry/apply"
+	"ferry.dev/ferry/e2e/harness"
+	"ferry.dev/ferry/reconciler"
+)
+
+func (e *testEnv) deployment(t *testing.T) (*appsv1.Deployment, bool) {
+	t.Helper()
+	d := &appsv1.Deployment{}
+	if err := e.c.Get(t.Context(), client.ObjectKey{Namespace: e.ns, Name: "web"}, d); err != nil {
+		return nil, false
+	}
+	return d, true
+}
+
+func (e *testEnv) waitImage(t *testing.T, image string) {
+	t.Helper()
+	eventually(t, time.Minute, func() (bool, string) {
+		d, ok := e.deployment(t)
+		if !ok {
+			return false, "no Deployment yet"
+		}
+		got := d.Spec.Template.Spec.Containers[0].Image
+		return got == image, "image " + got
+	})
+}
+
+func requireHealthy(t *testing.T, v reconciler.Verdict) {
+	t.Helper()
+	if v.Outcome != reconciler.OutcomeHealthy {
+		t.Fatalf("verdict on %s: %s (%s), want Healthy", v.Commit[:7], v.Outcome, v.Reason)
+	}
+}
+
+// TestReconcileLifecycle walks an environment through the changes people
+// make: first deploy, a new image, a deleted file, a git revert of that,
+// a hand edit, and a broken commit.
+func TestReconcileLifecycle(t *testing.T) {
+	e := newTestEnv(t, appFiles("v1"))
+	// An object in the environment's namespace that ferry did not create.
+	handmade := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "handmade"}}
+	if err := e.c.Create(t.Context(), handmade); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := e.wc.Git(t.Context(), "rev-parse", "HEAD")
+	e.start(t)
+
+	t.Log("first deploy: the objects appear and the verdict is healthy")
+	requireHealthy(t, e.waitVerdict(t, first, 2*time.Minute))
+	e.waitImage(t, "registry.invalid/web:v1")
+	if st := e.state(t); st.LastHealthy == nil || st.LastHealthy.Commit != first || len(st.Inventory) != 3 {
+		t.Fatalf("state after first deploy: lastHealthy %+v, inventory %v", st.LastHealthy, st.Inventory)
+	}
+
+	t.Log("a new image tag rolls out")
+	second := e.push(t, map[string]string{"envs/staging/kustomization.yaml": strings.Replace(appFiles("v2")["envs/staging/kustomization.yaml"], "v1", "v2", 1)}, nil, "Deploy web v2")
+	requireHealthy(t, e.waitVerdict(t, second, 2*time.Minute))
+	e.waitImage(t, "registry.invalid/web:v2")
+	d, _ := e.deployment(t)
+	if d.Status.UpdatedReplicas != 2 || d.Status.AvailableReplicas != 2 {
+		t.Fatalf("rollout not complete at the healthy verdict: %+v", d.Status)
+	}
+
+	t.Log("deleting a file prunes its object")
+	third := e.push(t, map[string]string{"envs/staging/kustomization.yaml": "resources:\n  - ../../base\nimages:\n  - name: registry.invalid/web\n    newTag: v2\n"},
+		[]string{"envs/staging/extra.yaml"}, "Remove extra")
+	requireHealthy(t, e.waitVerdict(t, third, 2*time.Minute))
+	if _, ok := getCM(t, e.c, e.ns, "extra"); ok {
+		t.Fatal("extra was not pruned")
+	}
+
+	t.Log("a person's git revert brings it back")
+	if _, err := e.wc.Git(t.Context(), "revert", "--no-edit", "HEAD"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.wc.Push(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	fourth, _ := e.wc.Git(t.Context(), "rev-parse", "HEAD")
+	requireHealthy(t, e.waitVerdict(t, fourth, 2*time.Minute))
+	if _, ok := getCM(t, e.c, e.ns, "extra"); !ok {
+		t.Fatal("extra not restored by the revert")
+	}
+
+	t.Log("an object edited by hand is restored")
+	cm, _ := getCM(t, e.c, e.ns, "app-config")
+	cm.Data["greeting"] = "edited by hand"
+	if err := e.c.Update(t.Context(), cm); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() (bool, string) {
+		cm, _ := getCM(t, e.c, e.ns, "app-config")
+		return cm.Data["greeting"] == "hello", "greeting " + cm.Data["greeting"]
+	})
+
+	t.Log("a commit with broken YAML changes nothing and records file and line")
+	broken := e.push(t, map[string]string{
+		"envs/staging/extra.yaml":         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  k: v\n  bad: [unclosed\n",
+		"envs/staging/kustomization.yaml": "resources:\n  - ../../base\n  - extra.yaml\nimages:\n  - name: registry.invalid/web\n    newTag: v3\n",
+	}, nil, "Break the overlay")
+	v := e.waitVerdict(t, broken, time.Minute)
+	if v.Outcome != reconciler.OutcomeError || !strings.Contains(v.Reason, "extra.yaml") || !strings.Contains(v.Reason, "line") {
+		t.Fatalf("verdict on broken commit: %s %q; want Error naming extra.yaml and the line", v.Outcome, v.Reason)
+	}
+	e.waitImage(t, "registry.invalid/web:v2") // unchanged: v3 was not applied
+	if st := e.state(t); st.LastHealthy.Commit != fourth {
+		t.Fatalf("last healthy moved to %s after a broken commit", st.LastHealthy.Commit[:7])
+	}
+
+	t.Log("a kustomize error is recorded too")
+	kerr := e.push(t, map[string]string{"envs/staging/kustomization.yaml": "resources:\n  - ../../base\n  - missing.yaml\n"}, nil, "Reference a missing file")
+	v = e.waitVerdict(t, kerr, time.Minute)
+	if v.Outcome != reconciler.OutcomeError || !strings.Contains(v.Reason, "missing.yaml") {
+		t.Fatalf("verdict on kustomize error: %s %q", v.Outcome, v.Reason)
+	}
+
+	if _, ok := getCM(t, e.c, e.ns, "handmade"); !ok {
+		t.Fatal("an object ferry did not create was pruned")
+	}
+	if _, ok := getCM(t, e.c, e.ns, "extra"); !ok {
+		t.Fatal("an object was pruned after a failed render")
+	}
+}
+
+// TestReconcileCrashLoopFailsFast: a crash-looping rollout gets a failed
+// verdict long before the health timeout, naming the reason.
+func TestReconcileCrashLoopFailsFast(t *testing.T) {
+	e := newTestEnv(t, appFiles("v1"))
+	first, _ := e.wc.Git(t.Context(), "rev-parse", "HEAD")
+	e.extra = "" // health timeout 2m
+	e.start(t)
+	requireHealthy(t, e.waitVerdict(t, first, 2*time.Minute))
+
+	files := appFiles("v2")
+	files["base/deployment.yaml"] = strings.Replace(files["base/deployment.yaml"],
+		"      labels: {app: web}\n    spec:", fmt.Sprintf("      labels: {app: web}\n      annotations: {%s: %s}\n    spec:", harness.FailAnnotation, harness.FailCrashLoop), 1)
+	start := time.Now()
+	bad := e.push(t, files, nil, "Deploy a crashing web")
+	v := e.waitVerdict(t, bad, time.Minute)
+	took := time.Since(start)
+	if v.Outcome != reconciler.OutcomeFailed || !strings.Contains(v.Reason, "CrashLoopBackOff") {
+		t.Fatalf("verdict: %s %q; want Failed with CrashLoopBackOff", v.Outcome, v.Reason)
+	}
+	if took > time.Minute {
+		t.Fatalf("failed after %s; the health timeout is 2m, fail-fast should be much sooner", took)
+	}
+	t.Logf("crash loop failed after %s: %s", took.Round(time.Millisecond), v.Reason)
+	if st := e.state(t); st.LastHealthy.Commit != first || st.Phase != reconciler.PhaseFailed {
+		t.Fatalf("state: phase %s, last healthy %s", st.Phase, st.LastHealthy.Commit[:7])
+	}
+}
+
+// TestReconcileWrongToken: a wrong token is reported with the URL and
+// without the token; the right token makes the environment converge.
+func TestReconcileWrongToken(t *testing.T) {
+	e := newTestEnv(t, appFiles("v1"))
+	first, _ := e.wc.Git(t.Context(), "rev-parse", "HEAD")
+	wrong := "0123456789abcdef0123456789abcdef01234567"
+	if err := os.WriteFile(e.tokenFile, []byte(wrong), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.start(t)
+	var msg string
+	eventually(t, 30*time.Second, func() (bool, string) {
+		msg = e.state(t).SourceError
+		return msg != "", "no source error recorded yet"
+	})
+	if !strings.Contains(msg, forge.CloneURL(e.repo)) || !strings.Contains(strings.ToLower(msg), "auth") || strings.Contains(msg, wrong) {
+		t.Fatalf("source error %q: want an auth error naming the URL and not the token", msg)
+	}
+	if _, ok := e.deployment(t); ok {
+		t.Fatal("objects applied without a successful fetch")
+	}
+	if err := os.WriteFile(e.tokenFile, []byte(forge.Token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	requireHealthy(t, e.waitVerdict(t, first, 2*time.Minute))
+	eventually(t, 30*time.Second, func() (bool, string) {
+		msg = e.state(t).SourceError
+		return msg == "", "source error still recorded: " + msg
+	})
+}
+
+var _ = apply.OwnerLabel

@@ -1,0 +1,80 @@
+package render
+
+import (
+	"container/list"
+	"sync"
+
+	"github.com/go-git/go-git/v5/plumbing"
+)
+
+// cacheKey names one rendering: the commit's root tree and the directory.
+//
+// It is the root tree, not the tree of dir, because an overlay reaches
+// outside its directory (resources: ../../base): two commits with the same
+// envs/staging tree but different bases render differently
+// (TestCacheKeyIsRootTree pins it). The root tree hash covers every file
+// kustomize may read, and nothing else goes into a rendering.
+type cacheKey struct {
+	tree plumbing.Hash
+	dir  string
+}
+
+func (k cacheKey) String() string { return k.tree.String() + ":" + k.dir }
+
+// lru is a bounded least-recently-used map of renderings, safe for
+// concurrent use. A nil *lru caches nothing.
+type lru struct {
+	mu    sync.Mutex
+	size  int
+	order *list.List // of *lruEntry, most recently used first
+	items map[cacheKey]*list.Element
+}
+
+type lruEntry struct {
+	key cacheKey
+	res *Result
+}
+
+// newLRU returns a cache of size entries, or nil when size < 1.
+func newLRU(size int) *lru {
+	if size < 1 {
+		return nil
+	}
+	return &lru{size: size, order: list.New(), items: map[cacheKey]*list.Element{}}
+}
+
+// get returns the cached rendering for k. The result is shared: callers must
+// copy it before handing it out.
+func (c *lru) get(k cacheKey) (*Result, bool) {
+	if c == nil {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.items[k]
+	if !ok {
+		return nil, false
+	}
+	c.order.MoveToFront(e)
+	return e.Value.(*lruEntry).res, true
+}
+
+// add caches res under k, dropping the least recently used entry when full.
+func (c *lru) add(k cacheKey, res *Result) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[k]; ok {
+		e.Value.(*lruEntry).res = res
+		c.order.MoveToFront(e)
+		return
+	}
+	c.items[k] = c.order.PushFront(&lruEntry{key: k, res: res})
+	for c.order.Len() > c.size {
+		last := c.order.Back()
+		c.order.Remove(last)
+		delete(c.items, last.Value.(*lruEntry).key)
+	}
+}
