@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
+	"github.com/fluxcd/cli-utils/pkg/object"
 	"github.com/fluxcd/pkg/ssa"
+	ssaerrors "github.com/fluxcd/pkg/ssa/errors"
 	ssautils "github.com/fluxcd/pkg/ssa/utils"
 	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -146,78 +148,171 @@ func (a *Applier) isNamespaced(o *unstructured.Unstructured, set []*unstructured
 	return false, fmt.Errorf("unknown kind %s: %w", gk, err)
 }
 
-// Apply converges the cluster onto objs. Every object is validated by a
-// server-side dry-run before anything is written: when one is invalid,
-// nothing of the set is applied. The returned change set lists every
-// object with its action.
+// Apply converges the cluster onto objs in stages: definitions
+// (Namespaces, CRDs, cluster roles, classes) first, then everything else.
+// Every object is dry-run before anything is written, so an invalid object
+// stops the whole set; only objects whose Namespace or CRD is new in the
+// same set are dry-run after their definition is written, because they
+// cannot be checked before. Only drifted objects are written. The change
+// set lists every object with its action.
 func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) (*ssa.ChangeSet, error) {
 	prepared, err := a.Prepare(objs)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.validate(ctx, prepared); err != nil {
-		return nil, err
-	}
-	cs, err := a.rm.ApplyAllStaged(ctx, prepared, a.applyOptions())
-	if err != nil {
-		return cs, explain(err)
-	}
-	return cs, nil
-}
-
-// validate dry-runs the objects that ssa would apply after the definition
-// stage. ssa validates each stage before writing it, so without this an
-// invalid Deployment would be found only after a new Namespace was created.
-// Only needed when some definition changes; objects whose Namespace or CRD
-// is itself new cannot be validated before it exists and are left to ssa.
-func (a *Applier) validate(ctx context.Context, objs []*unstructured.Unstructured) error {
 	var defs, rest []*unstructured.Unstructured
-	newNamespaces := map[string]bool{}
-	newKinds := map[schema.GroupKind]bool{}
-	for _, o := range objs {
+	for _, o := range prepared {
 		if ssautils.IsClusterDefinition(o) || ssautils.IsClassDefinition(o) {
 			defs = append(defs, o)
 		} else {
 			rest = append(rest, o)
 		}
 	}
-	changed := false
-	for _, d := range defs {
-		entry, _, _, err := a.rm.Diff(ctx, d, ssa.DefaultDiffOptions())
-		if err != nil {
-			return explain(err)
-		}
-		if entry.Action == ssa.CreatedAction || entry.Action == ssa.ConfiguredAction {
-			changed = true
-		}
-		if entry.Action == ssa.CreatedAction {
-			switch {
-			case ssautils.IsNamespace(d):
-				newNamespaces[d.GetName()] = true
-			case ssautils.IsCRD(d):
-				group, _, _ := unstructured.NestedString(d.Object, "spec", "group")
-				kind, _, _ := unstructured.NestedString(d.Object, "spec", "names", "kind")
-				newKinds[schema.GroupKind{Group: group, Kind: kind}] = true
-			}
+	defPlan, err := a.diffAll(ctx, defs)
+	if err != nil {
+		return nil, err
+	}
+	ready, deferred := dependsOnNew(rest, defPlan)
+	restPlan, err := a.diffAll(ctx, ready)
+	if err != nil {
+		return nil, err
+	}
+	cs := ssa.NewChangeSet()
+	if err := a.writeAll(ctx, defPlan); err != nil {
+		return nil, err
+	}
+	cs.Append(defPlan.entries)
+	if defPlan.writes() > 0 {
+		if err := a.rm.WaitForSet(defPlan.set(), ssa.WaitOptions{Interval: time.Second, Timeout: a.opts.WaitTimeout}); err != nil {
+			return cs, fmt.Errorf("waiting for definitions: %w", err)
 		}
 	}
-	if !changed {
-		return nil // ssa's ApplyAll validates the remaining single stage before writing.
+	deferredPlan, err := a.diffAll(ctx, deferred)
+	if err != nil {
+		return cs, err
 	}
-	errs := make([]error, len(rest))
+	restPlan.add(deferredPlan)
+	if err := a.writeAll(ctx, restPlan); err != nil {
+		return cs, err
+	}
+	cs.Append(restPlan.entries)
+	return cs, nil
+}
+
+// plan is the dry-run result of a set of objects.
+type plan struct {
+	objs    []*unstructured.Unstructured
+	entries []ssa.ChangeSetEntry
+}
+
+func (p *plan) add(q *plan) {
+	p.objs = append(p.objs, q.objs...)
+	p.entries = append(p.entries, q.entries...)
+}
+
+func drifted(e ssa.ChangeSetEntry) bool {
+	return e.Action == ssa.CreatedAction || e.Action == ssa.ConfiguredAction
+}
+
+func (p *plan) writes() int {
+	n := 0
+	for _, e := range p.entries {
+		if drifted(e) {
+			n++
+		}
+	}
+	return n
+}
+
+func (p *plan) set() object.ObjMetadataSet {
+	set := object.ObjMetadataSet{}
+	for _, e := range p.entries {
+		set = append(set, e.ObjMetadata)
+	}
+	return set
+}
+
+// diffAll dry-runs objs in parallel. Any error fails the whole set.
+func (a *Applier) diffAll(ctx context.Context, objs []*unstructured.Unstructured) (*plan, error) {
+	p := &plan{objs: objs, entries: make([]ssa.ChangeSetEntry, len(objs))}
+	errs := make([]error, len(objs))
+	opts := ssa.DiffOptions{
+		Exclusions:    map[string]string{ReconcileAnnotation: "disabled"},
+		Force:         a.opts.Force,
+		ForceSelector: map[string]string{ForceAnnotation: "enabled"},
+	}
 	var g errgroup.Group
 	g.SetLimit(a.opts.Concurrency)
-	for i, o := range rest {
-		if newNamespaces[o.GetNamespace()] || newKinds[o.GroupVersionKind().GroupKind()] {
-			continue
-		}
+	for i, o := range objs {
 		g.Go(func() error {
-			_, _, _, errs[i] = a.rm.Diff(ctx, o, ssa.DefaultDiffOptions())
+			entry, _, _, err := a.rm.Diff(ctx, o.DeepCopy(), opts)
+			if err != nil {
+				errs[i] = explain(err)
+				return nil
+			}
+			p.entries[i] = *entry
 			return nil
 		})
 	}
-	_ = g.Wait() // errors are collected per object in errs
-	return explain(errors.Join(errs...))
+	_ = g.Wait() // errors are collected per object
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// writeAll applies the drifted objects of p in parallel. An object whose
+// change hits an immutable field, and that may be recreated, goes through
+// ssa's single-object apply, which deletes and recreates it.
+func (a *Applier) writeAll(ctx context.Context, p *plan) error {
+	errs := make([]error, len(p.objs))
+	var g errgroup.Group
+	g.SetLimit(a.opts.Concurrency)
+	for i, o := range p.objs {
+		if !drifted(p.entries[i]) {
+			continue
+		}
+		g.Go(func() error {
+			err := a.client.Patch(ctx, o.DeepCopy(), client.Apply, client.ForceOwnership, client.FieldOwner(FieldManager))
+			if err != nil && ssaerrors.IsImmutableError(err) {
+				_, err = a.rm.Apply(ctx, o.DeepCopy(), a.applyOptions())
+			}
+			if err != nil {
+				errs[i] = explain(fmt.Errorf("%s apply: %w", ssautils.FmtUnstructured(o), err))
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return errors.Join(errs...)
+}
+
+// dependsOnNew splits objs into those that can be dry-run now and those
+// whose Namespace or CRD the definition plan creates.
+func dependsOnNew(objs []*unstructured.Unstructured, defs *plan) (ready, deferred []*unstructured.Unstructured) {
+	newNamespaces := map[string]bool{}
+	newKinds := map[schema.GroupKind]bool{}
+	for i, d := range defs.objs {
+		if defs.entries[i].Action != ssa.CreatedAction {
+			continue
+		}
+		switch {
+		case ssautils.IsNamespace(d):
+			newNamespaces[d.GetName()] = true
+		case ssautils.IsCRD(d):
+			group, _, _ := unstructured.NestedString(d.Object, "spec", "group")
+			kind, _, _ := unstructured.NestedString(d.Object, "spec", "names", "kind")
+			newKinds[schema.GroupKind{Group: group, Kind: kind}] = true
+		}
+	}
+	for _, o := range objs {
+		if newNamespaces[o.GetNamespace()] || newKinds[o.GroupVersionKind().GroupKind()] {
+			deferred = append(deferred, o)
+		} else {
+			ready = append(ready, o)
+		}
+	}
+	return ready, deferred
 }
 
 // explain adds the fix to errors a person can act on.

@@ -32,6 +32,14 @@ build_kwok() {
 		-X sigs.k8s.io/kwok/pkg/consts.Version=v0.8.0 \
 		-X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$kv" \
 		sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
+	# kwok's own node and pod stages, loaded by the test harness beside
+	# ferry's failure stages (e2e/harness/stages).
+	local src
+	src="$(go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage"
+	mkdir -p "$1/kwok-stages"
+	cp "$src/node/fast/node-initialize.yaml" "$src/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" \
+		"$src/pod/fast/pod-ready.yaml" "$src/pod/fast/pod-complete.yaml" "$src/pod/fast/pod-delete.yaml" \
+		"$src/pod/chaos/pod-container-running-failed.yaml" "$1/kwok-stages/"
 }
 
 build_kustomize() {
