@@ -60,7 +60,7 @@ func TestDiff(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("diff with changes: exit %d, want 1\n%s", code, out)
 	}
-	for _, want := range []string{"0 to create, 2 to change, 1 to prune", "change Deployment/" + e.ns + "/web", "+          image: registry.invalid/web:v2",
+	for _, want := range []string{"0 to create, 2 to change, 1 to prune", "change Deployment/" + e.ns + "/web", "+      - image: registry.invalid/web:v2",
 		"change Secret/" + e.ns + "/creds", "prune ConfigMap/" + e.ns + "/extra"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("diff output lacks %q", want)

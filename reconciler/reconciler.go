@@ -312,10 +312,12 @@ func (r *Reconciler) decide(ctx context.Context, run *run, v *health.Verdict) er
 // fail records a render or apply error as the revision's verdict. Nothing
 // is pruned after a failure.
 func (r *Reconciler) fail(ctx context.Context, run *run, step string, err error, decided bool) {
-	run.log.Error(step+" failed", "error", err)
 	if decided {
+		// Already recorded: this is a drift-correction pass over a known failure.
+		run.log.Debug(step+" failed", "error", err)
 		return
 	}
+	run.log.Error(step+" failed", "error", err)
 	commit := run.rev.Commit.Hash.String()
 	reason := fmt.Sprintf("%s: %v", step, err)
 	digest := ""
