@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -183,8 +184,11 @@ func TestSourceSSH(t *testing.T) {
 		t.Fatal(err)
 	}
 	knownHosts := writeSecret(t, filepath.Join(dir, "known_hosts"), hosts)
+	// Gitea's host key is RSA: one wrong known_hosts line has another RSA
+	// key, one a key of another type.
 	_, otherPub := sshKey(t)
-	wrongHosts := writeSecret(t, filepath.Join(dir, "wrong_hosts"), []byte(fmt.Sprintf("[127.0.0.1]:%s %s\n", port(forge.SSHAddr), otherPub)))
+	wrongHosts := writeSecret(t, filepath.Join(dir, "wrong_hosts"), []byte(fmt.Sprintf("[127.0.0.1]:%s %s\n", port(forge.SSHAddr), rsaPub(t))))
+	otherType := writeSecret(t, filepath.Join(dir, "other_type"), []byte(fmt.Sprintf("[127.0.0.1]:%s %s\n", port(forge.SSHAddr), otherPub)))
 	strangerKey, _ := sshKey(t)
 	url := forge.SSHURL(name)
 
@@ -207,6 +211,7 @@ func TestSourceSSH(t *testing.T) {
 		says  string
 	}{
 		{"wrong host key", source.Credentials{SSHKeyFile: keyFile, KnownHostsFile: wrongHosts}, source.ErrHostKey, "check the known_hosts in " + wrongHosts},
+		{"host key of another type", source.Credentials{SSHKeyFile: keyFile, KnownHostsFile: otherType}, source.ErrHostKey, "check the known_hosts in " + otherType},
 		{"unknown key", source.Credentials{SSHKey: strangerKey, KnownHosts: hosts}, source.ErrAuth, "check that the configured SSH key"},
 	}
 	for _, tc := range cases {
@@ -240,6 +245,20 @@ func sshKey(t *testing.T) ([]byte, string) {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(block), strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub)))
+}
+
+// rsaPub is a fresh RSA public key in authorized_keys form.
+func rsaPub(t *testing.T) string {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ssh.NewPublicKey(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
 }
 
 func writeSecret(t *testing.T, path string, data []byte) string {

@@ -13,6 +13,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	"golang.org/x/crypto/ssh"
 )
 
 var (
@@ -62,8 +63,11 @@ func (r *Repository) fail(ctx context.Context, op string, err error, a *auth) er
 // when the cause is none of the known kinds.
 func classify(err error, a *auth) (kind error, hint string) {
 	var noRef git.NoMatchingRefSpecError
+	var noAlgo *ssh.AlgorithmNegotiationError
 	switch {
-	case a.hostKeyRejected.Load():
+	// A server without a key of the types known_hosts holds for it fails
+	// the negotiation before any key is checked (ssh.go offers only those).
+	case a.hostKeyRejected.Load(), errors.As(err, &noAlgo) && noAlgo.What == "host key":
 		return ErrHostKey, a.hostKeyHint
 	case errors.Is(err, transport.ErrAuthenticationRequired),
 		errors.Is(err, transport.ErrAuthorizationFailed),

@@ -158,6 +158,7 @@ func TestSSH(t *testing.T) {
 	wrongHosts := writeFile(t, filepath.Join(dir, "wrong_hosts"), knownHostsLine(addr, signer(t, testKey(t)).PublicKey())+"\n")
 	otherHost := writeFile(t, filepath.Join(dir, "other_host"), "[127.0.0.2]:22 "+authorizedKey(t, testKey(t))+"\n")
 	strangerKey := writeFile(t, filepath.Join(dir, "stranger"), string(testKey(t)))
+	otherType := writeFile(t, filepath.Join(dir, "other_type"), knownHostsLine(addr, rsaHostKey(t).PublicKey())+"\n")
 
 	rev, err := open(t, url, Credentials{SSHKeyFile: keyFile, KnownHostsFile: goodHosts}, t.TempDir()).Fetch(t.Context(), "main")
 	if err != nil {
@@ -178,6 +179,7 @@ func TestSSH(t *testing.T) {
 		says  string
 	}{
 		{"host key mismatch", Credentials{SSHKeyFile: keyFile, KnownHostsFile: wrongHosts}, ErrHostKey, "check the known_hosts in " + wrongHosts},
+		{"host key of another type", Credentials{SSHKeyFile: keyFile, KnownHostsFile: otherType}, ErrHostKey, "check the known_hosts in " + otherType},
 		{"host unknown", Credentials{SSHKeyFile: keyFile, KnownHostsFile: otherHost}, ErrHostKey, "check the known_hosts in " + otherHost},
 		{"no known_hosts", Credentials{SSHKeyFile: keyFile}, ErrHostKey, "needs known_hosts"},
 		{"missing known_hosts file", Credentials{SSHKeyFile: keyFile, KnownHostsFile: dir + "/gone"}, ErrHostKey, dir + "/gone"},
