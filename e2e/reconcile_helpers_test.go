@@ -26,13 +26,14 @@ type testEnv struct {
 	wc                                 *harness.Clone
 	c                                  client.Client
 	extra                              string // YAML appended to the environment's config
+	health                             string // the environment's health settings
 }
 
 // newTestEnv creates a repository holding files on main, and the namespaces.
 func newTestEnv(t *testing.T, files map[string]string) *testEnv {
 	t.Helper()
 	ctx := t.Context()
-	e := &testEnv{name: "env", c: kubeClient(t)}
+	e := &testEnv{name: "env", c: kubeClient(t), health: "{timeout: 2m, interval: 250ms}"}
 	e.ns = newNamespace(t)
 	e.stateNS = newNamespace(t)
 	e.repo = "r-" + e.ns
@@ -66,8 +67,8 @@ environments:
       auth: {tokenFile: %s}
     cluster: {kubeconfig: %s}
     namespace: %s
-    health: {timeout: 2m, interval: 250ms}
-%s`, e.stateNS, e.name, forge.CloneURL(e.repo), e.tokenFile, cluster.Kubeconfig, e.ns, e.extra)
+    health: %s
+%s`, e.stateNS, e.name, forge.CloneURL(e.repo), e.tokenFile, cluster.Kubeconfig, e.ns, e.health, e.extra)
 }
 
 // start runs ferry in-process until the test ends.
@@ -168,4 +169,12 @@ spec:
 		"envs/staging/kustomization.yaml": "resources:\n  - ../../base\n  - extra.yaml\nimages:\n  - name: registry.invalid/web\n    newTag: " + tag + "\n",
 		"envs/staging/extra.yaml":         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  k: v\n",
 	}
+}
+
+// withPodAnnotation returns appFiles(tag) whose web pods carry a failure stage annotation.
+func withPodAnnotation(tag, mode string) map[string]string {
+	files := appFiles(tag)
+	files["base/deployment.yaml"] = strings.Replace(files["base/deployment.yaml"],
+		"      labels: {app: web}\n    spec:", fmt.Sprintf("      labels: {app: web}\n      annotations: {%s: %s}\n    spec:", harness.FailAnnotation, mode), 1)
+	return files
 }

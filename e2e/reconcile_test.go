@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"ferry.dev/ferry/apply"
 	"ferry.dev/ferry/e2e/harness"
 	"ferry.dev/ferry/reconciler"
 )
@@ -144,9 +142,7 @@ func TestReconcileCrashLoopFailsFast(t *testing.T) {
 	e.start(t)
 	requireHealthy(t, e.waitVerdict(t, first, 2*time.Minute))
 
-	files := appFiles("v2")
-	files["base/deployment.yaml"] = strings.Replace(files["base/deployment.yaml"],
-		"      labels: {app: web}\n    spec:", fmt.Sprintf("      labels: {app: web}\n      annotations: {%s: %s}\n    spec:", harness.FailAnnotation, harness.FailCrashLoop), 1)
+	files := withPodAnnotation("v2", harness.FailCrashLoop)
 	start := time.Now()
 	bad := e.push(t, files, nil, "Deploy a crashing web")
 	v := e.waitVerdict(t, bad, time.Minute)
@@ -194,4 +190,43 @@ func TestReconcileWrongToken(t *testing.T) {
 	})
 }
 
-var _ = apply.OwnerLabel
+// TestReconcileNewerCommitCancelsVerify: while a commit that never turns
+// ready is being verified, a newer commit cancels that check and is
+// reconciled at once.
+func TestReconcileNewerCommitCancelsVerify(t *testing.T) {
+	e := newTestEnv(t, appFiles("v1"))
+	first, _ := e.wc.Git(t.Context(), "rev-parse", "HEAD")
+	e.start(t)
+	requireHealthy(t, e.waitVerdict(t, first, 2*time.Minute))
+
+	stuck := e.push(t, withPodAnnotation("v2", harness.FailNeverReady), nil, "Deploy a never-ready web")
+	eventually(t, time.Minute, func() (bool, string) {
+		st := e.state(t)
+		return st.Phase == reconciler.PhaseVerifying && st.Target != nil && st.Target.Commit == stuck, "phase " + string(st.Phase)
+	})
+	start := time.Now()
+	fix := e.push(t, appFiles("v3"), nil, "Fix web")
+	requireHealthy(t, e.waitVerdict(t, fix, time.Minute))
+	if took := time.Since(start); took > 30*time.Second {
+		t.Fatalf("the fix waited %s behind the stuck verification (health timeout 2m)", took)
+	}
+	if v, ok := e.state(t).VerdictFor(stuck); ok {
+		t.Fatalf("the cancelled commit got a verdict: %+v", v)
+	}
+}
+
+// TestReconcileTimeout: a rollout that never turns ready times out, and the
+// verdict names what was not ready.
+func TestReconcileTimeout(t *testing.T) {
+	e := newTestEnv(t, withPodAnnotation("v1", harness.FailNeverReady))
+	e.health = "{timeout: 5s, interval: 250ms}"
+	first, _ := e.wc.Git(t.Context(), "rev-parse", "HEAD")
+	e.start(t)
+	v := e.waitVerdict(t, first, time.Minute)
+	if v.Outcome != reconciler.OutcomeTimedOut || !strings.Contains(v.Reason, "Deployment") || !strings.Contains(v.Reason, "web") {
+		t.Fatalf("verdict: %s %q, want TimedOut naming the Deployment", v.Outcome, v.Reason)
+	}
+	if st := e.state(t); st.LastHealthy != nil {
+		t.Fatalf("a timed-out first deploy became the last healthy revision")
+	}
+}
