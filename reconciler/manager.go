@@ -95,12 +95,18 @@ func NewManager(ctx context.Context, cfg *config.Config, opts Options) (*Manager
 		aopts.Environment, aopts.DefaultNamespace, aopts.Force = env.Name, env.Namespace, env.Force
 		hopts := health.Options{Timeout: env.Health.Timeout, Interval: env.Health.Interval, Soak: env.Health.Soak}
 		store := NewStore(c, cfg.Namespace)
-		r := New(Environment{Name: env.Name, Path: env.Source.Path, Interval: env.Source.Interval, Prune: env.PruneEnabled(), Health: hopts},
+		r := New(Environment{Name: env.Name, Path: env.Source.Path, Interval: env.Source.Interval, Prune: env.PruneEnabled(), Health: hopts,
+			Repo: repo, Branch: env.Source.Branch, OnFailure: env.OnFailure, MaxPruneFraction: env.MaxPruneFraction},
 			w, renderer, apply.New(c, aopts), health.NewChecker(c), store, opts.Log)
 		m.envs[env.Name], m.clients[env.Name], m.stores[env.Name] = r, c, store
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	for _, env := range cfg.Environments {
+		if env.Promote != nil {
+			m.envs[env.Name].env.Promote = &Promotion{Target: m.envs[env.Promote.To], RequireSoak: env.Promote.RequireSoak}
+		}
 	}
 	for _, c := range clusters {
 		if err := ensureNamespace(ctx, c, cfg.Namespace); err != nil {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/fluxcd/pkg/ssa"
@@ -29,6 +30,27 @@ type Environment struct {
 	// Prune deletes objects that left the rendering.
 	Prune  bool
 	Health health.Options
+	// Repo is the clone of the environment's repository; Branch its branch.
+	Repo   *source.Repository
+	Branch string
+	// OnFailure is "revert" or "hold".
+	OnFailure string
+	// MaxPruneFraction bounds how much of the inventory a revert or a
+	// promotion into this environment may delete without a person.
+	MaxPruneFraction float64
+	// AllowDestructive lets reverts and promotions delete Namespaces,
+	// PersistentVolumeClaims and CRDs, and exceed MaxPruneFraction.
+	AllowDestructive bool
+	// Promote, when set, promotes healthy revisions.
+	Promote *Promotion
+}
+
+// Promotion says where healthy revisions go.
+type Promotion struct {
+	// Target is the environment promoted into.
+	Target *Reconciler
+	// RequireSoak promotes only revisions verified with a soak.
+	RequireSoak bool
 }
 
 // Reconciler keeps one environment converged on its branch.
@@ -135,18 +157,26 @@ func (r *Reconciler) reconcile(ctx context.Context, rev *source.Revision) *sourc
 		fn   func(context.Context, *run, bool) error
 	}{
 		{"render", r.render},
+		{"quarantine", r.gate},
 		{"apply", r.apply},
 		{"prune", r.prune},
 		{"verify", r.verify},
 	}
 	for _, s := range steps {
-		if err := s.fn(ctx, rn, decided); err != nil {
+		err := s.fn(ctx, rn, decided)
+		if errors.Is(err, errHeld) {
+			break
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			r.fail(ctx, rn, s.name, err, decided)
-			return nil
+			break
 		}
+	}
+	if rn.newer == nil && ctx.Err() == nil {
+		r.act(ctx, rn)
 	}
 	return rn.newer
 }
@@ -175,6 +205,35 @@ func (r *Reconciler) render(ctx context.Context, run *run, decided bool) error {
 	}
 	run.rendered = res
 	return nil
+}
+
+// errHeld stops a reconcile that recorded its own verdict, without failure.
+var errHeld = errors.New("held")
+
+// gate holds a revision that renders to a quarantined digest, unless its
+// commit carries the override trailer.
+func (r *Reconciler) gate(ctx context.Context, run *run, decided bool) error {
+	st, err := r.store.Load(ctx, r.env.Name)
+	if err != nil {
+		return err
+	}
+	q, ok := st.Quarantined(run.rendered.Digest)
+	if !ok || slices.Contains(source.Trailer(run.rev.Commit.Message, source.TrailerOverride), "quarantine") {
+		return nil
+	}
+	if !decided {
+		reason := fmt.Sprintf("identical to reverted %s; release it with `ferry release %s %s`", q.Commit[:7], r.env.Name, q.Commit[:7])
+		commit := run.rev.Commit.Hash.String()
+		if _, err := r.store.Update(ctx, r.env.Name, func(st *State) error {
+			st.Phase, st.Message = PhaseFailed, reason
+			st.Record(Verdict{Commit: commit, Digest: run.rendered.Digest, Outcome: OutcomeQuarantined, Reason: reason, Started: run.started, Finished: r.now()})
+			return nil
+		}); err != nil {
+			return err
+		}
+		run.log.Info("held: quarantined rendering", "reverted", q.Commit[:7])
+	}
+	return errHeld
 }
 
 func (r *Reconciler) apply(ctx context.Context, run *run, decided bool) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -39,7 +40,24 @@ const (
 	OutcomeFailed   Outcome = "Failed"   // unhealthy after apply
 	OutcomeTimedOut Outcome = "TimedOut" // not healthy within the health timeout
 	OutcomeError    Outcome = "Error"    // render or apply failed; nothing or part applied
+	// OutcomeQuarantined: the revision renders to a digest ferry reverted
+	// before; it is not applied until a person releases it.
+	OutcomeQuarantined Outcome = "Quarantined"
 )
+
+// Failed reports whether the outcome is a failure that onFailure acts on.
+func (o Outcome) Failed() bool {
+	return o == OutcomeFailed || o == OutcomeTimedOut || o == OutcomeError
+}
+
+// Quarantined is a rendering digest that failed and was reverted; a later
+// commit rendering to it is held until a person releases it.
+type Quarantined struct {
+	Digest string    `json:"digest"`
+	Commit string    `json:"commit"`
+	Reason string    `json:"reason,omitempty"`
+	Time   time.Time `json:"time"`
+}
 
 // HistoryLimit is how many verdicts the state keeps.
 const HistoryLimit = 20
@@ -81,6 +99,57 @@ type State struct {
 	Inventory apply.Inventory `json:"inventory,omitempty"`
 	// History holds the latest verdicts, newest first.
 	History []Verdict `json:"history,omitempty"`
+	// Quarantine holds the digests of reverted renderings.
+	Quarantine []Quarantined `json:"quarantine,omitempty"`
+}
+
+// Quarantined returns the quarantine entry of digest, if any.
+func (s *State) Quarantined(digest string) (Quarantined, bool) {
+	for _, q := range s.Quarantine {
+		if digest != "" && q.Digest == digest {
+			return q, true
+		}
+	}
+	return Quarantined{}, false
+}
+
+// Release removes the quarantine entries matching a digest or a commit SHA
+// (or its prefix), and the Quarantined verdicts they caused, so the loop
+// evaluates those commits again. It returns the released entries.
+func (s *State) Release(digestOrSHA string) []Quarantined {
+	var kept, released []Quarantined
+	for _, q := range s.Quarantine {
+		if q.Digest == digestOrSHA || (len(digestOrSHA) >= 7 && strings.HasPrefix(q.Commit, digestOrSHA)) {
+			released = append(released, q)
+		} else {
+			kept = append(kept, q)
+		}
+	}
+	s.Quarantine = kept
+	var history []Verdict
+	for _, v := range s.History {
+		held := false
+		for _, q := range released {
+			if v.Outcome == OutcomeQuarantined && v.Digest == q.Digest {
+				held = true
+			}
+		}
+		if !held {
+			history = append(history, v)
+		}
+	}
+	s.History = history
+	return released
+}
+
+// SetAction records what ferry did after the verdict on commit.
+func (s *State) SetAction(commit, action string) {
+	for i := range s.History {
+		if s.History[i].Commit == commit {
+			s.History[i].Action = action
+			return
+		}
+	}
 }
 
 // Record puts v at the head of the history, keeping HistoryLimit entries.

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,27 +39,39 @@ const (
 	rounds   = 3
 )
 
-var cluster *harness.Cluster
+var (
+	cluster     *harness.Cluster
+	clusterOnce sync.Once
+	clusterErr  error
+)
 
 func TestMain(m *testing.M) {
 	if os.Getenv("FERRY_BENCH_CHILD") != "" {
 		os.Exit(child())
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if _, err := harness.Reap(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "bench: reap:", err)
-	}
-	var err error
-	if cluster, err = harness.StartCluster(ctx, harness.DefaultClusterOptions()); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	stopCtx, stopCancel := context.WithTimeout(context.Background(), time.Minute)
-	defer stopCancel()
-	_ = cluster.Stop(stopCtx)
+	if cluster != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = cluster.Stop(ctx)
+	}
 	os.Exit(code)
+}
+
+// needCluster starts the package's cluster on first use, so `go test`
+// without -bench starts nothing.
+func needCluster(b *testing.B) {
+	clusterOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if _, err := harness.Reap(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: reap:", err)
+		}
+		cluster, clusterErr = harness.StartCluster(ctx, harness.DefaultClusterOptions())
+	})
+	if clusterErr != nil {
+		b.Fatal(clusterErr)
+	}
 }
 
 // overlay returns the files of an overlay of objectsN objects: ConfigMaps,
@@ -239,6 +252,7 @@ func BenchmarkApply1000(b *testing.B) {
 	base := overlay("v1")
 	phases := []string{"cold apply", "no-op", "1-object change"}
 	results := map[string]map[string][]time.Duration{}
+	needCluster(b)
 	for b.Loop() {
 		for round := range rounds {
 			for _, tl := range tools(b) {
@@ -326,6 +340,7 @@ func BenchmarkRender1000(b *testing.B) {
 // BenchmarkPeakRSS runs ferry's render and cold apply of 1000 objects in a
 // fresh process and reports that process's peak resident set size.
 func BenchmarkPeakRSS(b *testing.B) {
+	needCluster(b)
 	for b.Loop() {
 		ns := newNamespace(b, "bench-rss")
 		cmd := exec.Command(os.Args[0], "-test.run=^$")

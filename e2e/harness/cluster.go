@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -84,7 +85,16 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{Name: "ferry-" + id, dir: dir}
-	if err := c.start(ctx, bin, opts); err != nil {
+	// kwokctl picks "unused" ports by probing them, so two clusters starting
+	// at once (test packages run in parallel) can pick the same port. One
+	// start at a time, across processes.
+	unlock, err := lockStart(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = c.start(ctx, bin, opts)
+	unlock()
+	if err != nil {
 		return nil, fmt.Errorf("start cluster %s (logs in %s): %w", c.Name, dir, errorsJoinStop(err, c.Stop(ctx)))
 	}
 	return c, nil
@@ -192,7 +202,7 @@ func (c *Cluster) addNode(ctx context.Context, name string) error {
 	if _, err := c.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create node %s: %w", name, err)
 	}
-	return wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		n, err := c.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, nil
@@ -204,6 +214,44 @@ func (c *Cluster) addNode(ctx context.Context, name string) error {
 		}
 		return false, nil
 	})
+	if err != nil {
+		return fmt.Errorf("node %s never became Ready: %w; kwok-controller log:\n%s", name, err, c.logTail("kwok-controller.log", 20))
+	}
+	return nil
+}
+
+// logTail returns the last lines of one of the cluster's component logs.
+func (c *Cluster) logTail(name string, lines int) string {
+	data, err := os.ReadFile(filepath.Join(c.dir, "kwok", "clusters", c.Name, "logs", name))
+	if err != nil {
+		return err.Error()
+	}
+	all := strings.Split(strings.TrimSpace(string(data)), "\n")
+	return strings.Join(all[max(0, len(all)-lines):], "\n")
+}
+
+// lockStart takes the cross-process lock that serialises cluster starts.
+func lockStart(ctx context.Context) (func(), error) {
+	run, err := RunDir()
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(run, "start.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); _ = f.Close() }, nil
+		}
+		select {
+		case <-ctx.Done():
+			_ = f.Close()
+			return nil, fmt.Errorf("waiting for another cluster to start: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // NewNamespace creates a namespace with a unique name that starts with

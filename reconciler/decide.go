@@ -1,0 +1,276 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"ferry.dev/ferry/apply"
+	"ferry.dev/ferry/source"
+)
+
+// Actions recorded on verdicts. Each verdict gets exactly one; a verdict
+// without one is a decision still to make, also after a restart.
+const (
+	actionHeld       = "held: "
+	actionPromoted   = "promoted to "
+	actionReverted   = "reverted by "
+	actionStalled    = "stalled: "
+	actionSuperseded = "superseded by a newer commit"
+	actionNone       = "none"
+)
+
+// act makes the decision on rev's verdict, once: promote a healthy
+// revision, revert or hold a failed one. Every push is a compare-and-swap,
+// so repeating act after a crash writes nothing twice.
+func (r *Reconciler) act(ctx context.Context, rn *run) {
+	commit := rn.rev.Commit.Hash.String()
+	st, err := r.store.Load(ctx, r.env.Name)
+	if err != nil {
+		rn.log.Error("decide", "error", err)
+		return
+	}
+	v, ok := st.VerdictFor(commit)
+	if !ok || v.Action != "" {
+		return
+	}
+	var action string
+	switch {
+	case v.Outcome == OutcomeHealthy && r.env.Promote != nil:
+		action, err = r.promote(ctx, rn)
+	case v.Outcome == OutcomeHealthy:
+		action = actionNone
+	case v.Outcome == OutcomeQuarantined:
+		action = actionHeld + v.Reason
+	case r.env.OnFailure == "revert":
+		action, err = r.revert(ctx, rn, st, v)
+	default:
+		action = actionHeld + "onFailure is hold"
+	}
+	if err != nil {
+		// Transient (git unreachable, say): the next pass decides again.
+		rn.log.Error("decide", "error", err)
+		return
+	}
+	_, err = r.store.Update(ctx, r.env.Name, func(st *State) error {
+		st.SetAction(commit, action)
+		if strings.HasPrefix(action, actionStalled) {
+			st.Phase, st.Message = PhaseStalled, strings.TrimPrefix(action, actionStalled)
+		} else if strings.HasPrefix(action, actionHeld) && v.Outcome != OutcomeHealthy {
+			st.Message = v.Reason + " (" + action + ")"
+		}
+		return nil
+	})
+	if err != nil {
+		rn.log.Error("record decision", "error", err)
+		return
+	}
+	rn.log.Info("decided", "action", action)
+}
+
+// revert writes a revert commit on the environment's branch whose tree is
+// the last healthy revision's, naming every commit since it, and pushes it
+// only while the failed commit is still the tip.
+func (r *Reconciler) revert(ctx context.Context, rn *run, st *State, v Verdict) (string, error) {
+	c := rn.rev.Commit
+	if len(source.Trailer(c.Message, source.TrailerReverted)) > 0 {
+		return actionStalled + fmt.Sprintf("the revert %s failed too (%s); ferry does not revert a revert, a person must fix %s", c.Hash.String()[:7], v.Reason, r.env.Branch), nil
+	}
+	if st.LastHealthy == nil {
+		return actionHeld + "no healthy revision to revert to (first deploy)", nil
+	}
+	lkg := plumbing.NewHash(st.LastHealthy.Commit)
+	undone, err := r.env.Repo.FirstParents(c.Hash, lkg, 200)
+	if err != nil {
+		return actionHeld + "the last healthy revision is not in the branch's history: " + err.Error(), nil
+	}
+	lkgRev, err := r.env.Repo.Revision(lkg)
+	if err != nil {
+		return "", err
+	}
+	if reason, err := r.destructive(ctx, lkgRev.Tree, st.Inventory); err != nil || reason != "" {
+		if err != nil {
+			return "", err
+		}
+		return actionHeld + "the revert " + reason, nil
+	}
+	// Quarantine first: a crash after the push must not let the failed
+	// rendering back in.
+	if v.Digest != "" {
+		if _, err := r.store.Update(ctx, r.env.Name, func(st *State) error {
+			if _, ok := st.Quarantined(v.Digest); !ok {
+				st.Quarantine = append(st.Quarantine, Quarantined{Digest: v.Digest, Commit: c.Hash.String(), Reason: v.Reason, Time: r.now()})
+			}
+			return nil
+		}); err != nil {
+			return "", err
+		}
+	}
+	rev, err := r.env.Repo.CommitTree(lkgRev.Commit.TreeHash, []plumbing.Hash{c.Hash}, revertMessage(undone, v.Reason), r.now())
+	if err != nil {
+		return "", err
+	}
+	if err := r.env.Repo.Push(ctx, r.env.Branch, rev.Hash(), c.Hash); err != nil {
+		if errors.Is(err, source.ErrRejected) {
+			return actionSuperseded, nil
+		}
+		return "", err
+	}
+	rn.log.Info("reverted", "revert", rev.Short(), "undone", len(undone))
+	r.watcher.Trigger()
+	return actionReverted + rev.Short(), nil
+}
+
+// revertMessage is git's own revert form, one "This reverts" line per
+// commit undone, plus ferry's trailers.
+func revertMessage(undone []*object.Commit, reason string) string {
+	var b strings.Builder
+	subject := source.Subject(undone[0].Message)
+	if len(undone) == 1 {
+		fmt.Fprintf(&b, "Revert %q\n\n", subject)
+	} else {
+		fmt.Fprintf(&b, "Revert %q and %d earlier commits\n\n", subject, len(undone)-1)
+	}
+	for _, c := range undone {
+		fmt.Fprintf(&b, "This reverts commit %s.\n", c.Hash)
+	}
+	b.WriteString("\n")
+	for _, c := range undone {
+		fmt.Fprintf(&b, "%s: %s\n", source.TrailerReverted, c.Hash)
+	}
+	fmt.Fprintf(&b, "%s: %s\n", source.TrailerReason, oneLine(reason, 200))
+	return b.String()
+}
+
+func oneLine(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > max {
+		s = s[:max-1] + "…"
+	}
+	return s
+}
+
+// promote moves the verified revision to the target environment's branch:
+// a fast-forward when possible, else a promotion commit on the target's
+// tip with exactly the verified tree. It never drops a commit the target
+// has and the revision lacks, other than ferry's own.
+func (r *Reconciler) promote(ctx context.Context, rn *run) (string, error) {
+	t := r.env.Promote.Target
+	to := t.env.Name
+	if r.env.Promote.RequireSoak && r.env.Health.Soak == 0 {
+		return actionHeld + "requireSoak is set and the environment has no soak", nil
+	}
+	if t.env.Repo != r.env.Repo {
+		return actionHeld + "promotion into another repository is not supported", nil
+	}
+	c := rn.rev.Commit
+	res, err := t.renderer.Render(ctx, rn.rev.Tree, t.env.Path)
+	if err != nil {
+		return actionHeld + fmt.Sprintf("%s does not render at %s: %v", to, c.Hash.String()[:7], err), nil
+	}
+	tst, err := t.store.Load(ctx, to)
+	if err != nil {
+		return "", err
+	}
+	if q, ok := tst.Quarantined(res.Digest); ok {
+		return actionHeld + fmt.Sprintf("%s renders identical to %s, reverted there", to, q.Commit[:7]), nil
+	}
+	if reason, err := t.destructive(ctx, rn.rev.Tree, tst.Inventory); err != nil || reason != "" {
+		if err != nil {
+			return "", err
+		}
+		return actionHeld + "promoting to " + to + " " + reason, nil
+	}
+	for range 3 {
+		action, err := r.promoteOnce(ctx, c, t)
+		if errors.Is(err, source.ErrRejected) {
+			continue // the target moved: fetch and decide again
+		}
+		if err == nil {
+			t.watcher.Trigger()
+		}
+		return action, err
+	}
+	return "", fmt.Errorf("promote to %s: the branch kept moving", to)
+}
+
+func (r *Reconciler) promoteOnce(ctx context.Context, c *object.Commit, t *Reconciler) (string, error) {
+	repo, to := t.env.Repo, t.env.Name
+	tip, err := repo.Fetch(ctx, t.env.Branch)
+	if err != nil {
+		return "", err
+	}
+	if tip.Commit.TreeHash == c.TreeHash {
+		return actionPromoted + to, nil // already there, e.g. before a crash
+	}
+	ff, err := repo.IsAncestor(tip.Hash(), c.Hash)
+	if err != nil {
+		return "", err
+	}
+	if ff {
+		return actionPromoted + to, repo.Push(ctx, t.env.Branch, c.Hash, tip.Hash())
+	}
+	missing, err := repo.Missing(tip.Hash(), c.Hash)
+	if err != nil {
+		return "", err
+	}
+	for _, m := range missing {
+		if !ferryCommit(m) {
+			return actionHeld + fmt.Sprintf("%s has %s (%s) that %s lacks", t.env.Branch, m.Hash.String()[:7], source.Subject(m.Message), r.env.Branch), nil
+		}
+	}
+	msg := fmt.Sprintf("Promote %s@%s: %s\n\n%s: %s@%s\n", r.env.Name, c.Hash.String()[:7], source.Subject(c.Message),
+		source.TrailerPromotedFrom, r.env.Name, c.Hash)
+	rev, err := repo.CommitTree(c.TreeHash, []plumbing.Hash{tip.Hash()}, msg, r.now())
+	if err != nil {
+		return "", err
+	}
+	return actionPromoted + to, repo.Push(ctx, t.env.Branch, rev.Hash(), tip.Hash())
+}
+
+// ferryCommit reports whether ferry wrote c (a promotion or a revert).
+func ferryCommit(c *object.Commit) bool {
+	return len(source.Trailer(c.Message, source.TrailerPromotedFrom)) > 0 || len(source.Trailer(c.Message, source.TrailerReverted)) > 0
+}
+
+// destructive says why applying this environment's path of tree would be
+// too destructive for ferry to do without a person: it would delete a
+// Namespace, PersistentVolumeClaim or CRD, or more than MaxPruneFraction of
+// the inventory. Empty when it is not, or when the environment allows it.
+func (r *Reconciler) destructive(ctx context.Context, tree *object.Tree, inv apply.Inventory) (string, error) {
+	if r.env.AllowDestructive || len(inv) == 0 {
+		return "", nil
+	}
+	res, err := r.renderer.Render(ctx, tree, r.env.Path)
+	if err != nil {
+		return "", nil // nothing would be applied, so nothing pruned
+	}
+	planned, err := r.plannedInventory(res)
+	if err != nil {
+		return "", nil
+	}
+	return deletionRisk(inv, planned, r.env.MaxPruneFraction), nil
+}
+
+// deletionRisk is the pure rule behind destructive.
+func deletionRisk(inv, planned apply.Inventory, maxFraction float64) string {
+	stale := inv.Stale(planned)
+	for _, e := range stale {
+		m, err := e.Metadata()
+		if err != nil {
+			continue
+		}
+		switch m.GroupKind.Kind {
+		case "Namespace", "PersistentVolumeClaim", "CustomResourceDefinition":
+			return fmt.Sprintf("would delete %s %s; a person must do this", m.GroupKind.Kind, strings.TrimPrefix(m.Namespace+"/"+m.Name, "/"))
+		}
+	}
+	if maxFraction > 0 && float64(len(stale)) > maxFraction*float64(len(inv)) {
+		return fmt.Sprintf("would delete %d of %d objects, more than maxPruneFraction %.2f", len(stale), len(inv), maxFraction)
+	}
+	return ""
+}
