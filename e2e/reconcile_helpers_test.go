@@ -72,11 +72,15 @@ environments:
 }
 
 // start runs ferry in-process until the test ends.
-func (e *testEnv) start(t *testing.T) {
+func (e *testEnv) start(t *testing.T) { startFerry(t, e.configYAML()) }
+
+// startFerry runs ferry in-process with the configuration until the test
+// ends, and returns a function that stops it earlier.
+func startFerry(t *testing.T, cfgYAML string) (stop func()) {
 	t.Helper()
-	cfg, err := config.Parse([]byte(e.configYAML()))
+	cfg, err := config.Parse([]byte(cfgYAML))
 	if err != nil {
-		t.Fatalf("config: %v\n%s", err, e.configYAML())
+		t.Fatalf("config: %v\n%s", err, cfgYAML)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.NewTextHandler(&testWriter{t: t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -87,7 +91,10 @@ func (e *testEnv) start(t *testing.T) {
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = m.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
 }
 
 func (e *testEnv) state(t *testing.T) *reconciler.State {
