@@ -226,3 +226,7 @@ func TestPruneRefusesWhatIsNotOwned(t *testing.T) {
 func metav1ObjectMeta(ns, name string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Namespace: ns, Name: name}
 }
+
+func namespaceObject(name string) *corev1.Namespace {
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+}

@@ -21,23 +21,11 @@ type Preview struct {
 // and dry-runs it against env's cluster, including what would be pruned.
 // Nothing is written to the cluster or the state.
 func PlanEnvironment(ctx context.Context, cfg *config.Config, name, ref string, opts Options) (*Preview, error) {
-	env, ok := cfg.Environment(name)
-	if !ok {
-		return nil, fmt.Errorf("environment %q is not configured", name)
-	}
-	opts = opts.withDefaults()
-	c, err := NewClient(env.Cluster)
+	h, err := openEnvironment(ctx, cfg, name, opts)
 	if err != nil {
 		return nil, err
 	}
-	creds, err := credentials(ctx, c, cfg.Namespace, env.Source.Auth)
-	if err != nil {
-		return nil, err
-	}
-	repo, err := source.Open(env.Source.URL, creds, opts.CacheDir)
-	if err != nil {
-		return nil, err
-	}
+	env, c, repo := h.env, h.client, h.repo
 	if ref == "" {
 		ref = env.Source.Branch
 	}

@@ -252,3 +252,6 @@ func (s *Store) Update(ctx context.Context, env string, mutate func(*State) erro
 	}
 	return out, nil
 }
+
+// timeNow is the clock of one-shot commands.
+var timeNow = time.Now

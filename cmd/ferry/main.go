@@ -48,7 +48,8 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().String("config", "ferry.yaml", "configuration file")
 	config.AddFlags(root.PersistentFlags())
-	root.AddCommand(newRunCmd(), newDiffCmd())
+	root.AddCommand(newRunCmd(), newDiffCmd(), newHistoryCmd(), newReleaseCmd(), newRollbackCmd())
+	root.AddCommand(newBootstrapCmd(), newUninstallCmd())
 	return root
 }
 

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"ferry.dev/ferry/reconciler"
+)
+
+func quietOptions() reconciler.Options { return reconciler.Options{Log: newLogger("error")} }
+
+func newHistoryCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "history <environment>",
+		Short: "Show each verdict: revision, digest, verdict, reason, duration and what ferry did",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			st, err := reconciler.LoadState(cmd.Context(), cfg, args[0], quietOptions())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "%s: %s", args[0], st.Phase)
+			if st.Message != "" {
+				fmt.Fprintf(out, " (%s)", st.Message)
+			}
+			fmt.Fprintln(out)
+			if st.LastHealthy != nil {
+				fmt.Fprintf(out, "last healthy: %s %s\n", st.LastHealthy.Commit[:7], shortDigest(st.LastHealthy.Digest))
+			}
+			for _, q := range st.Quarantine {
+				fmt.Fprintf(out, "quarantined: %s (reverted %s)\n", shortDigest(q.Digest), q.Commit[:7])
+			}
+			w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "REVISION\tDIGEST\tVERDICT\tDURATION\tACTION\tREASON")
+			for _, v := range st.History {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Commit[:7], shortDigest(v.Digest), v.Outcome,
+					v.Finished.Sub(v.Started).Round(time.Millisecond), v.Action, oneLine(v.Reason))
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func shortDigest(d string) string {
+	d = strings.TrimPrefix(d, "sha256:")
+	if len(d) > 12 {
+		return d[:12]
+	}
+	if d == "" {
+		return "-"
+	}
+	return d
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 120 {
+		s = s[:119] + "…"
+	}
+	return s
+}
+
+func newReleaseCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "release <environment> <digest|sha>",
+		Short: "Release a quarantined rendering, so commits that render to it are applied again",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			released, err := reconciler.Release(cmd.Context(), cfg, args[0], args[1], quietOptions())
+			if err != nil {
+				return err
+			}
+			for _, q := range released {
+				fmt.Fprintf(cmd.OutOrStdout(), "released %s (reverted %s) in %s\n", shortDigest(q.Digest), q.Commit[:7], args[0])
+			}
+			return nil
+		},
+	}
+}
+
+func newRollbackCmd() *cobra.Command {
+	var to string
+	cmd := &cobra.Command{
+		Use:   "rollback <environment>",
+		Short: "Write and push a revert commit back to the last healthy revision (or --to a healthy one)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			rev, err := reconciler.Rollback(cmd.Context(), cfg, args[0], to, quietOptions())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "pushed %s: %s\n", rev.Short(), strings.SplitN(rev.Commit.Message, "\n", 2)[0])
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "a healthy revision from `ferry history` (default: the last healthy one)")
+	return cmd
+}

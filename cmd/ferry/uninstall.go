@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"ferry.dev/ferry/bootstrap"
+	"ferry.dev/ferry/config"
+	"ferry.dev/ferry/reconciler"
+)
+
+func newUninstallCmd() *cobra.Command {
+	opts := bootstrap.DefaultUninstallOptions()
+	var kubeconfig, kubeContext string
+	cmd := &cobra.Command{
+		Use:   "uninstall",
+		Short: "Remove ferry from a cluster, leaving the environments' workloads running",
+		Long: `Remove ferry's install from a cluster: its namespace (--namespace, default
+ferry-system) with the Deployment, Service, state ConfigMaps, leader Lease and
+git credential Secret in it, and its ClusterRole and ClusterRoleBinding.
+Only objects labelled app.kubernetes.io/part-of=ferry are deleted.
+
+Everything ferry applied for the environments stays where it is, still
+labelled ferry.dev/environment=<name>, and keeps running; nothing reconciles it
+any more. The environments' history (last healthy revisions, quarantined
+renderings) lived in the state ConfigMaps and is gone: after a new bootstrap,
+each environment starts with its branch's tip as a first deploy.
+
+Git is not touched: remove the install directory from the repository with a
+commit, or leave it for a later bootstrap, which reuses its ferry.yaml.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.Namespace = ferryNamespace(cmd)
+			opts.Out = cmd.OutOrStdout()
+			cfg, err := reconciler.RESTConfig(config.Cluster{Kubeconfig: kubeconfig, Context: kubeContext})
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			fmt.Fprintf(opts.Out, "removing ferry from namespace %s of %s\n", opts.Namespace, cfg.Host)
+			if err := bootstrap.Uninstall(ctx, cfg, opts); err != nil {
+				return fmt.Errorf("uninstall: %w", err)
+			}
+			fmt.Fprintln(opts.Out, "ferry is removed; the environments' workloads are left running")
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG or ~/.kube/config)")
+	f.StringVar(&kubeContext, "context", "", "kubeconfig context (default its current context)")
+	f.DurationVar(&opts.Timeout, "timeout", opts.Timeout, "how long to wait for the namespace to be gone")
+	return cmd
+}
