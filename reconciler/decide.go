@@ -185,6 +185,9 @@ func (r *Reconciler) promote(ctx context.Context, rn *run) (string, error) {
 		}
 		return actionHeld + "promoting to " + to + " " + reason, nil
 	}
+	if r.env.Promote.PullRequest {
+		return r.promoteByPullRequest(ctx, rn, t)
+	}
 	for range 3 {
 		action, err := r.promoteOnce(ctx, c, t)
 		if errors.Is(err, source.ErrRejected) {
@@ -214,7 +217,20 @@ func (r *Reconciler) promoteOnce(ctx context.Context, c *object.Commit, t *Recon
 	if ff {
 		return actionPromoted + to, repo.Push(ctx, t.env.Branch, c.Hash, tip.Hash())
 	}
-	missing, err := repo.Missing(tip.Hash(), c.Hash)
+	if held, err := r.divergence(tip.Hash(), c, t); err != nil || held != "" {
+		return held, err
+	}
+	rev, err := repo.CommitTree(c.TreeHash, []plumbing.Hash{tip.Hash()}, r.promotionMessage(c), r.now())
+	if err != nil {
+		return "", err
+	}
+	return actionPromoted + to, repo.Push(ctx, t.env.Branch, rev.Hash(), tip.Hash())
+}
+
+// divergence says why promoting c onto the target's tip would drop a
+// commit someone made there (a hotfix), or "" when it would not.
+func (r *Reconciler) divergence(tip plumbing.Hash, c *object.Commit, t *Reconciler) (string, error) {
+	missing, err := t.env.Repo.Missing(tip, c.Hash)
 	if err != nil {
 		return "", err
 	}
@@ -223,13 +239,12 @@ func (r *Reconciler) promoteOnce(ctx context.Context, c *object.Commit, t *Recon
 			return actionHeld + fmt.Sprintf("%s has %s (%s) that %s lacks", t.env.Branch, m.Hash.String()[:7], source.Subject(m.Message), r.env.Branch), nil
 		}
 	}
-	msg := fmt.Sprintf("Promote %s@%s: %s\n\n%s: %s@%s\n", r.env.Name, c.Hash.String()[:7], source.Subject(c.Message),
+	return "", nil
+}
+
+func (r *Reconciler) promotionMessage(c *object.Commit) string {
+	return fmt.Sprintf("Promote %s@%s: %s\n\n%s: %s@%s\n", r.env.Name, c.Hash.String()[:7], source.Subject(c.Message),
 		source.TrailerPromotedFrom, r.env.Name, c.Hash)
-	rev, err := repo.CommitTree(c.TreeHash, []plumbing.Hash{tip.Hash()}, msg, r.now())
-	if err != nil {
-		return "", err
-	}
-	return actionPromoted + to, repo.Push(ctx, t.env.Branch, rev.Hash(), tip.Hash())
 }
 
 // ferryCommit reports whether ferry wrote c (a promotion or a revert).

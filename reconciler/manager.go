@@ -30,6 +30,8 @@ type Options struct {
 	CacheDir string
 	// Log receives structured logs (default slog.Default()).
 	Log *slog.Logger
+	// PullRequests opens promotion pull requests (pull-request mode).
+	PullRequests PullRequests
 }
 
 func (o Options) withDefaults() Options {
@@ -93,7 +95,11 @@ func NewManager(ctx context.Context, cfg *config.Config, opts Options) (*Manager
 		w := source.NewWatcher(repo, env.Source.Branch, wopts)
 		aopts := apply.DefaultOptions()
 		aopts.Environment, aopts.DefaultNamespace, aopts.Force = env.Name, env.Namespace, env.Force
-		hopts := health.Options{Timeout: env.Health.Timeout, Interval: env.Health.Interval, Soak: env.Health.Soak}
+		hopts, err := env.Health.Options()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("environment %s: %w", env.Name, err))
+			continue
+		}
 		store := NewStore(c, cfg.Namespace)
 		r := New(Environment{Name: env.Name, Path: env.Source.Path, Interval: env.Source.Interval, Prune: env.PruneEnabled(), Health: hopts,
 			Repo: repo, Branch: env.Source.Branch, OnFailure: env.OnFailure, MaxPruneFraction: env.MaxPruneFraction},
@@ -105,7 +111,9 @@ func NewManager(ctx context.Context, cfg *config.Config, opts Options) (*Manager
 	}
 	for _, env := range cfg.Environments {
 		if env.Promote != nil {
-			m.envs[env.Name].env.Promote = &Promotion{Target: m.envs[env.Promote.To], RequireSoak: env.Promote.RequireSoak}
+			m.envs[env.Name].env.Promote = &Promotion{Target: m.envs[env.Promote.To], RequireSoak: env.Promote.RequireSoak,
+				PullRequest: env.Promote.Mode == config.PromotePullRequest}
+			m.envs[env.Name].pulls = opts.PullRequests
 		}
 	}
 	for _, c := range clusters {

@@ -51,6 +51,8 @@ type Promotion struct {
 	Target *Reconciler
 	// RequireSoak promotes only revisions verified with a soak.
 	RequireSoak bool
+	// PullRequest opens a pull request instead of pushing.
+	PullRequest bool
 }
 
 // Reconciler keeps one environment converged on its branch.
@@ -65,6 +67,8 @@ type Reconciler struct {
 	now      func() time.Time
 	// sourceErr is the source error last recorded in the state.
 	sourceErr string
+	// pulls opens promotion pull requests; nil without a forge.
+	pulls PullRequests
 }
 
 // New wires a Reconciler for env.
@@ -268,7 +272,7 @@ func (r *Reconciler) apply(ctx context.Context, run *run, decided bool) error {
 func (r *Reconciler) prune(ctx context.Context, run *run, decided bool) error {
 	st, err := r.store.Update(ctx, r.env.Name, func(st *State) error {
 		if !decided {
-			st.Phase = PhasePruning
+			st.Phase, st.Message = PhasePruning, ""
 		}
 		st.LastApplied = &Revision{Commit: run.rev.Commit.Hash.String(), Digest: run.rendered.Digest, Time: r.now()}
 		return nil

@@ -10,7 +10,9 @@ import (
 	"os"
 	"strings"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"ferry.dev/ferry/config"
 )
@@ -25,6 +27,8 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func main() {
+	// controller-runtime's client logs through logr; ferry logs with slog.
+	ctrllog.SetLogger(logr.Discard())
 	root := newRoot()
 	if err := root.Execute(); err != nil {
 		code := 1
@@ -48,7 +52,7 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().String("config", "ferry.yaml", "configuration file")
 	config.AddFlags(root.PersistentFlags())
-	root.AddCommand(newRunCmd(), newDiffCmd(), newHistoryCmd(), newReleaseCmd(), newRollbackCmd())
+	root.AddCommand(newRunCmd(), newDiffCmd(), newHistoryCmd(), newReleaseCmd(), newRollbackCmd(), newDevCmd())
 	root.AddCommand(newBootstrapCmd(), newUninstallCmd())
 	return root
 }

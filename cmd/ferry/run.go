@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"os/signal"
 	"syscall"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ferry.dev/ferry/config"
 	"ferry.dev/ferry/reconciler"
 )
 
@@ -30,23 +32,31 @@ func newRunCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			mux := http.NewServeMux()
-			mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-			mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-			srv := &http.Server{Addr: cfg.Server.Addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-			go func() {
-				if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-					log.Error("http server", "addr", cfg.Server.Addr, "error", err)
-					stop()
-				}
-			}()
 			log.Info("ferry started", "environments", len(cfg.Environments), "addr", cfg.Server.Addr)
-			err = m.Run(ctx)
-			shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(shutdown)
+			err = serve(ctx, cfg, m, log)
 			log.Info("ferry stopped")
 			return err
 		},
 	}
+}
+
+// serve runs the manager and ferry's HTTP endpoints until ctx is done.
+func serve(ctx context.Context, cfg *config.Config, m *reconciler.Manager, log *slog.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	srv := &http.Server{Addr: cfg.Server.Addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "addr", cfg.Server.Addr, "error", err)
+			cancel()
+		}
+	}()
+	err := m.Run(ctx)
+	shutdown, stop := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer stop()
+	_ = srv.Shutdown(shutdown)
+	return err
 }

@@ -1,0 +1,114 @@
+package reconciler
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// PullRequest is an open pull request on the forge.
+type PullRequest struct {
+	Number int
+	Head   string // branch name
+	URL    string
+}
+
+// PullRequests opens and closes pull requests on the forge of a
+// repository, for pull-request-mode promotion. The report providers
+// implement it.
+type PullRequests interface {
+	// OpenPullRequests lists the open pull requests into base.
+	OpenPullRequests(ctx context.Context, repoURL, base string) ([]PullRequest, error)
+	// CreatePullRequest opens a pull request from head into base.
+	CreatePullRequest(ctx context.Context, repoURL, head, base, title, body string) (PullRequest, error)
+	// ClosePullRequest comments on a pull request and closes it.
+	ClosePullRequest(ctx context.Context, repoURL string, number int, comment string) error
+}
+
+// promoteBranchPrefix starts the branches of promotion pull requests into env.
+func promoteBranchPrefix(env string) string { return "ferry/promote/" + env + "/" }
+
+// promoteByPullRequest pushes ferry/promote/<to>/<short> with what a push
+// promotion would put on the target branch, and opens one pull request
+// for it with the evidence. An open promotion pull request for an older
+// commit is closed with a pointer to the new one. A commit that already
+// has its pull request gets no second one.
+func (r *Reconciler) promoteByPullRequest(ctx context.Context, rn *run, t *Reconciler) (string, error) {
+	if r.pulls == nil {
+		return actionHeld + "pull-request promotion needs report.provider (github, gitlab or gitea)", nil
+	}
+	c := rn.rev.Commit
+	repo, to := t.env.Repo, t.env.Name
+	branch := promoteBranchPrefix(to) + c.Hash.String()[:7]
+	open, err := r.pulls.OpenPullRequests(ctx, repo.URL(), t.env.Branch)
+	if err != nil {
+		return "", err
+	}
+	for _, pr := range open {
+		if pr.Head == branch {
+			return actionPromoted + to + " (pull request " + prRef(pr) + ")", nil
+		}
+	}
+	tip, err := repo.Fetch(ctx, t.env.Branch)
+	if err != nil {
+		return "", err
+	}
+	head := c.Hash
+	if ff, err := repo.IsAncestor(tip.Hash(), c.Hash); err != nil {
+		return "", err
+	} else if !ff {
+		if held, err := r.divergence(tip.Hash(), c, t); err != nil || held != "" {
+			return held, err
+		}
+		rev, err := repo.CommitTree(c.TreeHash, []plumbing.Hash{tip.Hash()}, r.promotionMessage(c), r.now())
+		if err != nil {
+			return "", err
+		}
+		head = rev.Hash()
+	}
+	if err := repo.Push(ctx, branch, head, plumbing.ZeroHash); err != nil {
+		return "", err
+	}
+	title := fmt.Sprintf("Promote %s@%s to %s: %s", r.env.Name, c.Hash.String()[:7], to, subjectOf(c))
+	pr, err := r.pulls.CreatePullRequest(ctx, repo.URL(), branch, t.env.Branch, title, r.evidence(ctx, rn))
+	if err != nil {
+		return "", err
+	}
+	for _, old := range open {
+		if strings.HasPrefix(old.Head, promoteBranchPrefix(to)) {
+			if err := r.pulls.ClosePullRequest(ctx, repo.URL(), old.Number, "Superseded by "+prRef(pr)+", which promotes a newer verified commit."); err != nil {
+				rn.log.Error("close superseded promotion pull request", "number", old.Number, "error", err)
+			}
+		}
+	}
+	return actionPromoted + to + " (pull request " + prRef(pr) + ")", nil
+}
+
+func prRef(pr PullRequest) string { return fmt.Sprintf("#%d", pr.Number) }
+
+func subjectOf(c *object.Commit) string {
+	s, _, _ := strings.Cut(strings.TrimSpace(c.Message), "\n")
+	return s
+}
+
+// evidence is the body of a promotion pull request: the verdict the
+// commit earned in this environment.
+func (r *Reconciler) evidence(ctx context.Context, rn *run) string {
+	commit := rn.rev.Commit.Hash.String()
+	var b strings.Builder
+	fmt.Fprintf(&b, "ferry verified `%s` in **%s** and promotes exactly that tree.\n\n", commit[:7], r.env.Name)
+	if st, err := r.store.Load(ctx, r.env.Name); err == nil {
+		if v, ok := st.VerdictFor(commit); ok {
+			fmt.Fprintf(&b, "| | |\n|---|---|\n| verdict | %s |\n| reason | %s |\n| digest | `%s` |\n| verified in | %s |\n",
+				v.Outcome, v.Reason, v.Digest, v.Finished.Sub(v.Started).Round(1e6))
+		}
+	}
+	if r.env.Health.Soak > 0 {
+		fmt.Fprintf(&b, "| soak | %s |\n", r.env.Health.Soak)
+	}
+	fmt.Fprintf(&b, "\nMerging moves %s onto this tree.\n", r.env.Promote.Target.env.Name)
+	return b.String()
+}
