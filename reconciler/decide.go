@@ -70,6 +70,7 @@ func (r *Reconciler) act(ctx context.Context, rn *run) {
 		return
 	}
 	rn.log.Info("decided", "action", action)
+	r.announceAction(ctx, commit, v, action)
 }
 
 // revert writes a revert commit on the environment's branch whose tree is

@@ -20,6 +20,7 @@ import (
 	"ferry.dev/ferry/config"
 	"ferry.dev/ferry/health"
 	"ferry.dev/ferry/render"
+	"ferry.dev/ferry/report"
 	"ferry.dev/ferry/source"
 )
 
@@ -32,6 +33,12 @@ type Options struct {
 	Log *slog.Logger
 	// PullRequests opens promotion pull requests (pull-request mode).
 	PullRequests PullRequests
+	// Reporter posts commit statuses; nil posts none.
+	Reporter *report.Reporter
+	// Metrics records Prometheus metrics; nil records none.
+	Metrics *report.Metrics
+	// ExternalURL is where people reach ferry, for the links in statuses.
+	ExternalURL string
 }
 
 func (o Options) withDefaults() Options {
@@ -61,6 +68,7 @@ type Manager struct {
 // repository URL, one client per cluster, one state store per cluster.
 func NewManager(ctx context.Context, cfg *config.Config, opts Options) (*Manager, error) {
 	opts = opts.withDefaults()
+	opts.Metrics.Init(envNames(cfg)...)
 	m := &Manager{cfg: cfg, envs: map[string]*Reconciler{}, clients: map[string]client.Client{}, stores: map[string]*Store{}}
 	renderer := render.NewRenderer(render.DefaultOptions())
 	repos := map[string]*source.Repository{}
@@ -104,6 +112,10 @@ func NewManager(ctx context.Context, cfg *config.Config, opts Options) (*Manager
 		r := New(Environment{Name: env.Name, Path: env.Source.Path, Interval: env.Source.Interval, Prune: env.PruneEnabled(), Health: hopts,
 			Repo: repo, Branch: env.Source.Branch, OnFailure: env.OnFailure, MaxPruneFraction: env.MaxPruneFraction},
 			w, renderer, apply.New(c, aopts), health.NewChecker(c), store, opts.Log)
+		r.notify = notifier{reporter: opts.Reporter, metrics: opts.Metrics, externalURL: opts.ExternalURL, client: c, namespace: cfg.Namespace}
+		if repo, err := report.ParseRepo(env.Source.URL); err == nil {
+			r.notify.repo, r.notify.hasRepo = repo, true
+		}
 		m.envs[env.Name], m.clients[env.Name], m.stores[env.Name] = r, c, store
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -225,4 +237,12 @@ func ensureNamespace(ctx context.Context, c client.Client, name string) error {
 		return fmt.Errorf("ferry namespace %s: %w", name, err)
 	}
 	return nil
+}
+
+func envNames(cfg *config.Config) []string {
+	out := make([]string, 0, len(cfg.Environments))
+	for _, e := range cfg.Environments {
+		out = append(out, e.Name)
+	}
+	return out
 }

@@ -7,25 +7,15 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"ferry.dev/ferry/report"
 )
 
-// PullRequest is an open pull request on the forge.
-type PullRequest struct {
-	Number int
-	Head   string // branch name
-	URL    string
-}
-
-// PullRequests opens and closes pull requests on the forge of a
-// repository, for pull-request-mode promotion. The report providers
-// implement it.
+// PullRequests lists, opens and closes pull requests on the forge, for
+// pull-request-mode promotion. The report providers implement it.
 type PullRequests interface {
-	// OpenPullRequests lists the open pull requests into base.
-	OpenPullRequests(ctx context.Context, repoURL, base string) ([]PullRequest, error)
-	// CreatePullRequest opens a pull request from head into base.
-	CreatePullRequest(ctx context.Context, repoURL, head, base, title, body string) (PullRequest, error)
-	// ClosePullRequest comments on a pull request and closes it.
-	ClosePullRequest(ctx context.Context, repoURL string, number int, comment string) error
+	OpenPullRequests(ctx context.Context, repo report.Repo, base string) ([]report.PullRequest, error)
+	report.PullRequestOpener
 }
 
 // promoteBranchPrefix starts the branches of promotion pull requests into env.
@@ -42,13 +32,17 @@ func (r *Reconciler) promoteByPullRequest(ctx context.Context, rn *run, t *Recon
 	}
 	c := rn.rev.Commit
 	repo, to := t.env.Repo, t.env.Name
+	forgeRepo, err := report.ParseRepo(repo.URL())
+	if err != nil {
+		return actionHeld + "pull-request promotion: " + err.Error(), nil
+	}
 	branch := promoteBranchPrefix(to) + c.Hash.String()[:7]
-	open, err := r.pulls.OpenPullRequests(ctx, repo.URL(), t.env.Branch)
+	open, err := r.pulls.OpenPullRequests(ctx, forgeRepo, t.env.Branch)
 	if err != nil {
 		return "", err
 	}
 	for _, pr := range open {
-		if pr.Head == branch {
+		if pr.Branch == branch {
 			return actionPromoted + to + " (pull request " + prRef(pr) + ")", nil
 		}
 	}
@@ -73,13 +67,13 @@ func (r *Reconciler) promoteByPullRequest(ctx context.Context, rn *run, t *Recon
 		return "", err
 	}
 	title := fmt.Sprintf("Promote %s@%s to %s: %s", r.env.Name, c.Hash.String()[:7], to, subjectOf(c))
-	pr, err := r.pulls.CreatePullRequest(ctx, repo.URL(), branch, t.env.Branch, title, r.evidence(ctx, rn))
+	pr, err := r.pulls.CreatePullRequest(ctx, forgeRepo, branch, t.env.Branch, title, r.evidence(ctx, rn))
 	if err != nil {
 		return "", err
 	}
 	for _, old := range open {
-		if strings.HasPrefix(old.Head, promoteBranchPrefix(to)) {
-			if err := r.pulls.ClosePullRequest(ctx, repo.URL(), old.Number, "Superseded by "+prRef(pr)+", which promotes a newer verified commit."); err != nil {
+		if strings.HasPrefix(old.Branch, promoteBranchPrefix(to)) {
+			if err := r.pulls.ClosePullRequest(ctx, forgeRepo, old.Number, "Superseded by "+prRef(pr)+", which promotes a newer verified commit."); err != nil {
 				rn.log.Error("close superseded promotion pull request", "number", old.Number, "error", err)
 			}
 		}
@@ -87,7 +81,7 @@ func (r *Reconciler) promoteByPullRequest(ctx context.Context, rn *run, t *Recon
 	return actionPromoted + to + " (pull request " + prRef(pr) + ")", nil
 }
 
-func prRef(pr PullRequest) string { return fmt.Sprintf("#%d", pr.Number) }
+func prRef(pr report.PullRequest) string { return fmt.Sprintf("#%d", pr.Number) }
 
 func subjectOf(c *object.Commit) string {
 	s, _, _ := strings.Cut(strings.TrimSpace(c.Message), "\n")

@@ -17,6 +17,7 @@ import (
 	"ferry.dev/ferry/apply"
 	"ferry.dev/ferry/health"
 	"ferry.dev/ferry/render"
+	"ferry.dev/ferry/report"
 	"ferry.dev/ferry/source"
 )
 
@@ -68,7 +69,8 @@ type Reconciler struct {
 	// sourceErr is the source error last recorded in the state.
 	sourceErr string
 	// pulls opens promotion pull requests; nil without a forge.
-	pulls PullRequests
+	pulls  PullRequests
+	notify notifier
 }
 
 // New wires a Reconciler for env.
@@ -186,6 +188,12 @@ func (r *Reconciler) reconcile(ctx context.Context, rev *source.Revision) *sourc
 }
 
 func (r *Reconciler) setPhase(ctx context.Context, run *run, phase Phase, msg string) error {
+	switch phase {
+	case PhaseApplying:
+		r.status(run.rev.Commit.Hash.String(), report.Pending, report.DescApplying)
+	case PhaseVerifying:
+		r.status(run.rev.Commit.Hash.String(), report.Pending, report.DescVerifying(r.env.Health.Soak))
+	}
 	_, err := r.store.Update(ctx, r.env.Name, func(st *State) error {
 		st.Phase, st.Message = phase, msg
 		st.Target = &Revision{Commit: run.rev.Commit.Hash.String(), Time: run.started}
@@ -236,6 +244,7 @@ func (r *Reconciler) gate(ctx context.Context, run *run, decided bool) error {
 			return err
 		}
 		run.log.Info("held: quarantined rendering", "reverted", q.Commit[:7])
+		r.announceVerdict(ctx, commit, OutcomeQuarantined, reason, run.started)
 	}
 	return errHeld
 }
@@ -263,8 +272,12 @@ func (r *Reconciler) apply(ctx context.Context, run *run, decided bool) error {
 		return err
 	}
 	run.applied, run.inv = cs, apply.InventoryOf(cs)
+	r.notify.metrics.Applied(r.env.Name, r.now())
 	if changed := changes(cs); len(changed) > 0 {
 		run.log.Info("applied", "changes", changed)
+		for action, subjects := range changed {
+			r.notify.metrics.AddChanges(r.env.Name, action, len(subjects))
+		}
 	}
 	return nil
 }
@@ -369,6 +382,7 @@ func (r *Reconciler) decide(ctx context.Context, run *run, v *health.Verdict) er
 		return err
 	}
 	run.log.Info("verdict", "outcome", outcome, "reason", v.Reason, "duration", r.now().Sub(run.started).Round(time.Millisecond))
+	r.announceVerdict(ctx, commit, outcome, v.Reason, run.started)
 	return nil
 }
 
@@ -393,7 +407,9 @@ func (r *Reconciler) fail(ctx context.Context, run *run, step string, err error,
 		return nil
 	}); uerr != nil {
 		run.log.Error("record failure", "error", errors.Join(err, uerr))
+		return
 	}
+	r.announceVerdict(ctx, commit, OutcomeError, reason, run.started)
 }
 
 func (r *Reconciler) plannedInventory(res *render.Result) (apply.Inventory, error) {

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"ferry.dev/ferry/bootstrap"
 	"ferry.dev/ferry/config"
@@ -57,9 +59,10 @@ Credentials: --token-file (or $` + gitTokenEnv + `), or --username with
 			opts.Credentials = creds
 			opts.Namespace = ferryNamespace(cmd)
 			opts.Out = cmd.OutOrStdout()
+			quietControllerRuntime()
 			cfg, err := reconciler.RESTConfig(config.Cluster{Kubeconfig: kubeconfig, Context: kubeContext})
 			if err != nil {
-				return err
+				return fmt.Errorf("%s: no cluster: %w\n  fix: pass --kubeconfig (and --context), or set $KUBECONFIG", cmd.Name(), err)
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
@@ -75,7 +78,7 @@ Credentials: --token-file (or $` + gitTokenEnv + `), or --username with
 	f.StringVar(&opts.Path, "path", "", "install directory in the repository (default clusters/<env>/ferry)")
 	f.StringVar(&opts.Environment, "env", "", "name of the environment that manages ferry's own install, e.g. the cluster's name (required)")
 	f.StringVar(&tokenFile, "token-file", "", "file holding a git access token with write access [$"+gitTokenEnv+"]")
-	f.StringVar(&opts.Credentials.Username, "username", "", "git user name, for --password-file (or with a token, where the forge wants one)")
+	f.StringVar(&opts.Credentials.Username, "username", "", "git user name, for --password-file (a forge that wants the user with a token: pass the token as the password)")
 	f.StringVar(&passwordFile, "password-file", "", "file holding the git password of --username")
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG or ~/.kube/config)")
 	f.StringVar(&kubeContext, "context", "", "kubeconfig context (default its current context)")
@@ -130,3 +133,10 @@ func gitCredentials(username, tokenFile, passwordFile string) (bootstrap.Credent
 	return c, nil
 }
 
+// quietControllerRuntime gives controller-runtime's clients a logger that
+// drops everything: bootstrap and uninstall report through their own
+// output, and without a logger controller-runtime prints a stack trace to
+// stderr once the command has run for 30 seconds.
+func quietControllerRuntime() {
+	ctrllog.SetLogger(logr.Discard())
+}

@@ -94,13 +94,19 @@ func runDev(ctx context.Context, out io.Writer, addr string, story bool) error {
 	}
 	cfg.Server.Addr = addr
 	log := slog.New(slog.NewJSONHandler(logFile(s, work), nil))
-	m, err := reconciler.NewManager(ctx, cfg, reconciler.Options{CacheDir: filepath.Join(work, "cache"), Log: log})
+	f, err := newForge(cfg, log)
+	if err != nil {
+		return err
+	}
+	mopts := f.managerOptions(cfg, log)
+	mopts.CacheDir = filepath.Join(work, "cache")
+	m, err := reconciler.NewManager(ctx, cfg, mopts)
 	if err != nil {
 		return err
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- serve(runCtx, cfg, m, log) }()
+	go func() { done <- serve(runCtx, cfg, m, f, log) }()
 	s.closers = append(s.closers, func() { cancel(); <-done })
 	s.say("ferry is running: staging follows main, production follows production")
 	s.say("status page: http://%s/environments/staging   badges: http://%s/badge/staging.svg", addr, addr)

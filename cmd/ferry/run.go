@@ -1,18 +1,24 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"ferry.dev/ferry/config"
 	"ferry.dev/ferry/reconciler"
+	"ferry.dev/ferry/report"
 )
 
 func newRunCmd() *cobra.Command {
@@ -28,35 +34,119 @@ func newRunCmd() *cobra.Command {
 			log := newLogger(cfg.Log.Level)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			m, err := reconciler.NewManager(ctx, cfg, reconciler.Options{Log: log})
+			f, err := newForge(cfg, log)
+			if err != nil {
+				return err
+			}
+			m, err := reconciler.NewManager(ctx, cfg, f.managerOptions(cfg, log))
 			if err != nil {
 				return err
 			}
 			log.Info("ferry started", "environments", len(cfg.Environments), "addr", cfg.Server.Addr)
-			err = serve(ctx, cfg, m, log)
+			err = serve(ctx, cfg, m, f, log)
 			log.Info("ferry stopped")
 			return err
 		},
 	}
 }
 
-// serve runs the manager and ferry's HTTP endpoints until ctx is done.
-func serve(ctx context.Context, cfg *config.Config, m *reconciler.Manager, log *slog.Logger) error {
+// serve runs the manager, the status reporter and ferry's HTTP endpoints
+// (badges, status API and page, webhooks, metrics, probes) until ctx is done.
+func serve(ctx context.Context, cfg *config.Config, m *reconciler.Manager, f *forge, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	srv := &http.Server{Addr: cfg.Server.Addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	opts := report.DefaultServerOptions()
+	opts.WebhookSecret, opts.Registry, opts.Log = f.secret, f.registry, log
+	srv := &http.Server{Addr: cfg.Server.Addr, Handler: report.NewServer(m, opts), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server", "addr", cfg.Server.Addr, "error", err)
 			cancel()
 		}
 	}()
+	if f.reporter != nil {
+		go f.reporter.Run(ctx)
+	}
 	err := m.Run(ctx)
 	shutdown, stop := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer stop()
+	if f.reporter != nil {
+		_ = f.reporter.Flush(shutdown)
+	}
 	_ = srv.Shutdown(shutdown)
 	return err
+}
+
+// forge is ferry's link to the forge: the status reporter, the webhook
+// secret and the metrics registry.
+type forge struct {
+	reporter *report.Reporter
+	provider report.Provider
+	secret   []byte
+	registry *prometheus.Registry
+	metrics  *report.Metrics
+}
+
+// newForge builds the reporter from the configuration's report section.
+func newForge(cfg *config.Config, log *slog.Logger) (*forge, error) {
+	f := &forge{registry: prometheus.NewRegistry()}
+	f.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var err error
+	if f.metrics, err = report.NewMetrics(f.registry); err != nil {
+		return nil, err
+	}
+	rc := cfg.Report
+	if rc.WebhookSecretFile != "" {
+		if f.secret, err = readSecret(rc.WebhookSecretFile); err != nil {
+			return nil, fmt.Errorf("report.webhookSecretFile: %w", err)
+		}
+	}
+	if rc.Provider == "" {
+		return f, nil
+	}
+	var token string
+	if rc.TokenFile != "" {
+		if token, err = readSecretString(rc.TokenFile); err != nil {
+			return nil, fmt.Errorf("report.tokenFile: %w", err)
+		}
+	}
+	switch rc.Provider {
+	case config.ProviderGitHub:
+		f.provider, err = report.NewGitHub(rc.URL, token)
+	case config.ProviderGitLab:
+		f.provider, err = report.NewGitLab(rc.URL, token)
+	case config.ProviderGitea:
+		f.provider, err = report.NewGitea(rc.URL, token)
+	case config.ProviderWebhook:
+		f.provider = report.NewWebhook(rc.URL, f.secret)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("report.provider %s: %w", rc.Provider, err)
+	}
+	ropts := report.DefaultReporterOptions()
+	ropts.Log = log
+	f.reporter = report.NewReporter(f.provider, ropts)
+	return f, nil
+}
+
+// managerOptions passes the forge to the reconcilers.
+func (f *forge) managerOptions(cfg *config.Config, log *slog.Logger) reconciler.Options {
+	o := reconciler.Options{Log: log, Reporter: f.reporter, Metrics: f.metrics, ExternalURL: cfg.Server.ExternalURL}
+	if p, ok := f.provider.(reconciler.PullRequests); ok {
+		o.PullRequests = p
+	}
+	return o
+}
+
+func readSecret(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.TrimSpace(data), nil
+}
+
+func readSecretString(path string) (string, error) {
+	b, err := readSecret(path)
+	return string(b), err
 }

@@ -35,9 +35,10 @@ commit, or leave it for a later bootstrap, which reuses its ferry.yaml.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Namespace = ferryNamespace(cmd)
 			opts.Out = cmd.OutOrStdout()
+			quietControllerRuntime()
 			cfg, err := reconciler.RESTConfig(config.Cluster{Kubeconfig: kubeconfig, Context: kubeContext})
 			if err != nil {
-				return err
+				return fmt.Errorf("%s: no cluster: %w\n  fix: pass --kubeconfig (and --context), or set $KUBECONFIG", cmd.Name(), err)
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()

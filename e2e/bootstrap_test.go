@@ -1,0 +1,550 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"code.gitea.io/sdk/gitea"
+	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"ferry.dev/ferry/apply"
+	"ferry.dev/ferry/bootstrap"
+	"ferry.dev/ferry/config"
+	"ferry.dev/ferry/e2e/harness"
+	"ferry.dev/ferry/manifests"
+)
+
+func bootRandom() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// bootOptions returns options for a bootstrap into a fresh namespace (not
+// created) from repo, with the admin's token, and removes the install when
+// the test ends.
+func bootOptions(t *testing.T, repo string, out io.Writer) bootstrap.Options {
+	t.Helper()
+	o := bootstrap.DefaultOptions()
+	o.Repo = forge.CloneURL(repo)
+	o.Environment = "kwok"
+	o.Namespace = "ferry-boot-" + bootRandom()
+	o.Credentials = bootstrap.Credentials{Token: forge.Token}
+	o.Timeout = 2 * time.Minute
+	o.Out = out
+	t.Cleanup(func() {
+		u := bootstrap.DefaultUninstallOptions()
+		u.Namespace, u.Timeout = o.Namespace, 30*time.Second
+		_ = bootstrap.Uninstall(t.Context(), cluster.Config, u)
+	})
+	return o
+}
+
+// bootRepo creates a repository, with one commit on main when seeded, and
+// returns a working copy of it.
+func bootRepo(t *testing.T, seeded bool) (string, *harness.Clone) {
+	t.Helper()
+	repo := "boot-" + bootRandom()
+	if _, err := forge.CreateRepo(repo); err != nil {
+		t.Fatal(err)
+	}
+	wc, err := forge.Clone(t.Context(), repo, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seeded {
+		if _, err := wc.CommitAndPush(t.Context(), map[string]string{"README.md": "fleet\n"}, "Initial commit"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return repo, wc
+}
+
+// bootHistory returns the commits of the remote's main, newest first (none
+// when main does not exist), and fails on any ref bootstrap's push check
+// might have left behind.
+func bootHistory(t *testing.T, wc *harness.Clone) []string {
+	t.Helper()
+	refs, err := wc.Git(t.Context(), "ls-remote", "origin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(refs, "refs/ferry/") {
+		t.Errorf("a preflight ref is left on the remote:\n%s", refs)
+	}
+	if !strings.Contains(refs, "refs/heads/main") {
+		return nil
+	}
+	if _, err := wc.Git(t.Context(), "fetch", "-q", "origin", "main"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := wc.Git(t.Context(), "rev-list", "FETCH_HEAD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Fields(out)
+}
+
+func bootFile(t *testing.T, repo, ref, file string) []byte {
+	t.Helper()
+	data, _, err := forge.Client.GetFile(forge.User, repo, ref, file)
+	if err != nil {
+		t.Fatalf("%s %s:%s: %v", repo, ref, file, err)
+	}
+	return data
+}
+
+func bootDeployment(t *testing.T, c client.Client, ns string) *appsv1.Deployment {
+	t.Helper()
+	d := &appsv1.Deployment{}
+	if err := c.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: manifests.Name}, d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func bootAvailable(d *appsv1.Deployment) bool {
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentAvailable && c.Status == corev1.ConditionTrue {
+			return d.Status.ReadyReplicas == *d.Spec.Replicas
+		}
+	}
+	return false
+}
+
+// TestBootstrap installs ferry from an empty repository into the kwok
+// cluster, runs bootstrap again (a no-op, through the CLI), upgrades the
+// image through a commit, and uninstalls, leaving an environment's workload.
+func TestBootstrap(t *testing.T) {
+	ctx := t.Context()
+	c := kubeClient(t)
+	repo, wc := bootRepo(t, false) // empty: no branch yet
+	var out bytes.Buffer
+	o := bootOptions(t, repo, &out)
+	defer func() { t.Logf("bootstrap output:\n%s", out.String()) }()
+
+	res, err := bootstrap.Run(ctx, cluster.Config, o)
+	if err != nil {
+		t.Fatalf("bootstrap: %v", err)
+	}
+	dir := o.InstallPath()
+	commits := bootHistory(t, wc)
+	if !res.Pushed || len(commits) != 1 || commits[0] != res.Commit {
+		t.Fatalf("after the first run: pushed %v, commit %s, branch has %v", res.Pushed, res.Commit, commits)
+	}
+	// The commit holds exactly what Files gives, with no secret anywhere.
+	cfgYAML := bootFile(t, repo, "main", path.Join(dir, manifests.ConfigFile))
+	want, err := manifests.Files(manifests.Options{Namespace: o.Namespace, Image: manifests.DefaultImage, ConfigYAML: cfgYAML, Replicas: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range want {
+		got := bootFile(t, repo, "main", path.Join(dir, name))
+		if !bytes.Equal(got, content) {
+			t.Errorf("%s/%s in git differs from the install manifests", dir, name)
+		}
+		if bytes.Contains(got, []byte(forge.Token)) {
+			t.Errorf("%s/%s holds the git token", dir, name)
+		}
+	}
+	cfg, err := config.Parse(cfgYAML)
+	if err != nil {
+		t.Fatalf("committed ferry.yaml: %v", err)
+	}
+	if env, ok := cfg.Environment("kwok"); !ok || env.Source.Path != dir || env.Source.URL != o.Repo || cfg.Namespace != o.Namespace {
+		t.Errorf("committed ferry.yaml does not manage the install itself:\n%s", cfgYAML)
+	}
+
+	// The cluster: Available, owned by the environment, credentials in a Secret.
+	d := bootDeployment(t, c, o.Namespace)
+	if !bootAvailable(d) || d.Labels[apply.OwnerLabel] != "kwok" {
+		t.Fatalf("Deployment: available %v, labels %v", bootAvailable(d), d.Labels)
+	}
+	secret := &corev1.Secret{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: o.Namespace, Name: manifests.CredentialsSecret}, secret); err != nil {
+		t.Fatal(err)
+	}
+	if string(secret.Data[manifests.TokenKey]) != forge.Token {
+		t.Error("the credential Secret does not hold the token")
+	}
+	for _, line := range []string{"ok   cluster", "ok   permissions", "ok   push", "Available", "/badge/kwok.svg", "/hooks/"} {
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("output lacks %q", line)
+		}
+	}
+
+	// Second run, through the CLI: nothing changes.
+	bin := bootBuild(t, "build", "../cmd/ferry")
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(forge.Token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := d.ResourceVersion
+	cli := exec.CommandContext(ctx, bin, "bootstrap", "--repo", o.Repo, "--env", "kwok", "--namespace", o.Namespace,
+		"--token-file", tokenFile, "--kubeconfig", cluster.Kubeconfig, "--timeout", "1m")
+	cli.Env = append(os.Environ(), "FERRY_GIT_TOKEN=")
+	cliOut, err := cli.CombinedOutput()
+	if err != nil {
+		t.Fatalf("second bootstrap: %v\n%s", err, cliOut)
+	}
+	if got := bootHistory(t, wc); len(got) != 1 {
+		t.Errorf("the second run made a commit: %v\n%s", got, cliOut)
+	}
+	t.Logf("second run, through the CLI:\n%s", cliOut)
+	if !strings.Contains(string(cliOut), "no commit") || !strings.Contains(string(cliOut), "unchanged Secret") || strings.Contains(string(cliOut), "configured ") || strings.Contains(string(cliOut), "created ") {
+		t.Errorf("second run output does not say nothing changed:\n%s", cliOut)
+	}
+	if d := bootDeployment(t, c, o.Namespace); d.ResourceVersion != before {
+		t.Errorf("the second run wrote the Deployment (resourceVersion %s → %s)", before, d.ResourceVersion)
+	}
+	// The same, as a Result.
+	res, err = bootstrap.Run(ctx, cluster.Config, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changed() {
+		t.Errorf("third run changed something: pushed %v, secret %s, changes %v", res.Pushed, res.Secret, res.Changes.Entries)
+	}
+
+	// A new image is an upgrade through a commit.
+	o.Image = "registry.invalid/ferry:v2"
+	res, err = bootstrap.Run(ctx, cluster.Config, o)
+	if err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	commits = bootHistory(t, wc)
+	if !res.Pushed || len(commits) != 2 || commits[0] != res.Commit {
+		t.Fatalf("upgrade: pushed %v, branch has %v", res.Pushed, commits)
+	}
+	if k := bootFile(t, repo, "main", path.Join(dir, manifests.Kustomization)); !bytes.Contains(k, []byte("newTag: v2")) {
+		t.Errorf("upgrade commit's kustomization lacks the new tag:\n%s", k)
+	}
+	if bytes.Contains(bootFile(t, repo, "main", path.Join(dir, manifests.ConfigFile)), []byte("v2")) || !bytes.Equal(bootFile(t, repo, "main", path.Join(dir, manifests.ConfigFile)), cfgYAML) {
+		t.Error("the upgrade rewrote ferry.yaml")
+	}
+	d = bootDeployment(t, c, o.Namespace)
+	if img := d.Spec.Template.Spec.Containers[0].Image; img != o.Image || !bootAvailable(d) {
+		t.Errorf("after the upgrade: image %s, available %v", img, bootAvailable(d))
+	}
+	// Without --image, the committed image stays: no downgrade.
+	o.Image = ""
+	if res, err = bootstrap.Run(ctx, cluster.Config, o); err != nil || res.Changed() {
+		t.Errorf("a run without --image after the upgrade: %v, changed %v", err, res != nil && res.Changed())
+	}
+
+	// Uninstall removes ferry and leaves what ferry applied for environments.
+	appNS := newNamespace(t)
+	workload := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: appNS, Name: "app",
+		Labels: map[string]string{apply.OwnerLabel: "staging"}}}
+	if err := c.Create(ctx, workload); err != nil {
+		t.Fatal(err)
+	}
+	u := bootstrap.DefaultUninstallOptions()
+	u.Namespace, u.Timeout, u.Out = o.Namespace, 2*time.Minute, &out
+	if err := bootstrap.Uninstall(ctx, cluster.Config, u); err != nil {
+		t.Fatalf("uninstall: %v", err)
+	}
+	for _, obj := range []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.Namespace}},
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: o.Namespace}},
+		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: o.Namespace}},
+	} {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj); !apierrors.IsNotFound(err) {
+			t.Errorf("%T %s after uninstall: %v", obj, obj.GetName(), err)
+		}
+	}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(workload), workload); err != nil {
+		t.Errorf("uninstall removed an environment's workload: %v", err)
+	}
+}
+
+// TestBootstrapPreflightReadOnlyToken: a token that may read but not push
+// fails the preflight, which says so with the fix, before anything changes:
+// no commit, no namespace.
+func TestBootstrapPreflightReadOnlyToken(t *testing.T) {
+	repo, wc := bootRepo(t, true)
+	user, password := "reader-"+bootRandom(), "pw-"+bootRandom()
+	no := false
+	if _, _, err := forge.Client.AdminCreateUser(gitea.CreateUserOption{Username: user, Email: user + "@ferry.invalid",
+		Password: password, MustChangePassword: &no}); err != nil {
+		t.Fatal(err)
+	}
+	read := gitea.AccessModeRead
+	if _, err := forge.Client.AddCollaborator(forge.User, repo, user, gitea.AddCollaboratorOption{Permission: &read}); err != nil {
+		t.Fatal(err)
+	}
+	readerClient, err := gitea.NewClient(forge.URL, gitea.SetBasicAuth(user, password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := readerClient.CreateAccessToken(gitea.CreateAccessTokenOption{Name: "ro",
+		Scopes: []gitea.AccessTokenScope{"write:repository", "read:user"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var out bytes.Buffer
+	o := bootOptions(t, repo, &out)
+	o.Credentials = bootstrap.Credentials{Token: token.Token}
+	before := bootHistory(t, wc)
+	_, err = bootstrap.Run(t.Context(), cluster.Config, o)
+	if !errors.Is(err, bootstrap.ErrPreflight) {
+		t.Fatalf("bootstrap with a read-only token: %v, want the preflight to fail\n%s", err, out.String())
+	}
+	var p *bootstrap.Problem
+	if !errors.As(err, &p) || p.Check != "push" || !strings.Contains(p.Fix, "write access") {
+		t.Errorf("error does not name the push check and its fix:\n%v", err)
+	}
+	if strings.Contains(err.Error(), token.Token) || strings.Contains(out.String(), token.Token) {
+		t.Error("the token shows in the output")
+	}
+	for _, line := range []string{"ok   cluster", "ok   git", "ok   permissions", "FAIL push"} {
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("output lacks %q:\n%s", line, out.String())
+		}
+	}
+	t.Logf("preflight output:\n%s\nerror:\n%v", out.String(), err)
+	if after := bootHistory(t, wc); strings.Join(after, ",") != strings.Join(before, ",") {
+		t.Errorf("commits changed: %v → %v", before, after)
+	}
+	err = kubeClient(t).Get(t.Context(), client.ObjectKey{Name: o.Namespace}, &corev1.Namespace{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("namespace %s after a failed preflight: %v", o.Namespace, err)
+	}
+}
+
+// TestBootstrapPreflightClusterPermissions: a cluster user without rights
+// fails the preflight, which lists what it may not do, and nothing changes.
+func TestBootstrapPreflightClusterPermissions(t *testing.T) {
+	ctx := t.Context()
+	repo, wc := bootRepo(t, true)
+	ns := newNamespace(t)
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nobody"}}
+	if err := kubeClient(t).Create(ctx, sa); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := cluster.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "nobody", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := rest.AnonymousClientConfig(cluster.Config)
+	cfg.BearerToken = tr.Status.Token
+
+	var out bytes.Buffer
+	o := bootOptions(t, repo, &out)
+	before := bootHistory(t, wc)
+	_, err = bootstrap.Run(ctx, cfg, o)
+	var p *bootstrap.Problem
+	if !errors.Is(err, bootstrap.ErrPreflight) || !errors.As(err, &p) || p.Check != "permissions" {
+		t.Fatalf("bootstrap as a user without rights: %v, want a permissions problem\n%s", err, out.String())
+	}
+	t.Logf("preflight output:\n%s\nerror:\n%v", out.String(), err)
+	for _, want := range []string{"namespaces (cluster-wide): get, create, patch", "clusterroles.rbac.authorization.k8s.io (cluster-wide): get, create, patch",
+		"secrets in namespace " + o.Namespace + ": get, create, update", "every resource (cluster-wide): get, list, watch, create, update, patch, delete", "cluster administrator"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if after := bootHistory(t, wc); strings.Join(after, ",") != strings.Join(before, ",") {
+		t.Errorf("commits changed: %v → %v", before, after)
+	}
+}
+
+// TestBootstrapManifestsDryRun: every install object passes the API
+// server's validation (server-side apply, dry run).
+func TestBootstrapManifestsDryRun(t *testing.T) {
+	ns := newNamespace(t) // dry-run needs namespaced objects' namespace
+	o := manifests.DefaultOptions()
+	o.Namespace, o.ConfigYAML = ns, []byte("namespace: "+ns+"\n")
+	objs, err := manifests.Render(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := kubeClient(t)
+	for _, obj := range objs {
+		err := c.Apply(t.Context(), client.ApplyConfigurationFromUnstructured(obj), client.DryRunAll, client.FieldOwner("ferry"), client.ForceOwnership)
+		if err != nil {
+			t.Errorf("%s %s: %v", obj.GetKind(), obj.GetName(), err)
+		}
+	}
+	if len(objs) < 10 {
+		t.Errorf("%d objects rendered, want the whole install", len(objs))
+	}
+}
+
+// bootBuild runs `go <verb>` for pkg into a temporary file and returns its
+// path; verb is build or test (with -c).
+func bootBuild(t *testing.T, verb, pkg string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), path.Base(pkg))
+	args := []string{verb, "-o", bin, pkg}
+	if verb == "test" {
+		args = []string{"test", "-c", "-o", bin, pkg}
+	}
+	if out, err := exec.CommandContext(t.Context(), "go", args...).CombinedOutput(); err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return bin
+}
+
+// leaderEvents follows competitors' output ("lead <id>", "stop <id>") and
+// checks that at most one of them runs at any time.
+type leaderEvents struct {
+	t      *testing.T
+	mu     sync.Mutex
+	active map[string]bool
+	events chan string
+}
+
+// startCompetitor starts one ferry process competing for the Lease in ns.
+func (le *leaderEvents) startCompetitor(bin, ns, id string) *exec.Cmd {
+	t := le.t
+	cmd := exec.Command(bin, "-test.run=^TestLeaderProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "FERRY_LEADER_TEST_KUBECONFIG="+cluster.Kubeconfig,
+		"FERRY_LEADER_TEST_NAMESPACE="+ns, "FERRY_LEADER_TEST_IDENTITY="+id)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			le.record(s.Text())
+		}
+		// A killed process says nothing more; it runs no longer.
+		le.mu.Lock()
+		delete(le.active, id)
+		le.mu.Unlock()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("competitor %s stderr:\n%s", id, stderr.String())
+		}
+	})
+	return cmd
+}
+
+func (le *leaderEvents) record(line string) {
+	verb, id, ok := strings.Cut(line, " ")
+	if !ok || (verb != "lead" && verb != "stop" && verb != "exit") {
+		return
+	}
+	le.mu.Lock()
+	switch verb {
+	case "lead":
+		for other := range le.active {
+			le.t.Errorf("%s leads while %s still runs", id, other)
+		}
+		le.active[id] = true
+	case "stop":
+		delete(le.active, id)
+	}
+	le.mu.Unlock()
+	le.events <- line
+}
+
+// expect waits for the event line, failing on any other lead.
+func (le *leaderEvents) expect(want string, within time.Duration) time.Duration {
+	le.t.Helper()
+	start := time.Now()
+	deadline := time.After(within)
+	for {
+		select {
+		case got := <-le.events:
+			if got == want {
+				return time.Since(start)
+			}
+			if strings.HasPrefix(got, "lead ") {
+				le.t.Fatalf("got %q while waiting for %q", got, want)
+			}
+		case <-deadline:
+			le.t.Fatalf("no %q within %s", want, within)
+		}
+	}
+}
+
+// TestLeader runs two ferry processes (this repository's cmd/ferry test
+// binary, whose TestLeaderProcess calls runLeader) against one cluster:
+// only one runs at a time; a cancelled leader hands over at once, and a
+// killed one within the lease duration.
+func TestLeader(t *testing.T) {
+	ns := newNamespace(t)
+	bin := bootBuild(t, "test", "../cmd/ferry")
+	le := &leaderEvents{t: t, active: map[string]bool{}, events: make(chan string, 16)}
+	procs := map[string]*exec.Cmd{
+		"a": le.startCompetitor(bin, ns, "a"),
+		"b": le.startCompetitor(bin, ns, "b"),
+	}
+	var first string
+	select {
+	case line := <-le.events:
+		first = strings.TrimPrefix(line, "lead ")
+	case <-time.After(30 * time.Second):
+		t.Fatal("nobody leads after 30s")
+	}
+	second := map[string]string{"a": "b", "b": "a"}[first]
+	// The standby stays standby while the leader renews.
+	select {
+	case line := <-le.events:
+		t.Fatalf("while %s leads: %q", first, line)
+	case <-time.After(6 * time.Second):
+	}
+	lease, err := cluster.Client.CoordinationV1().Leases(ns).Get(t.Context(), "ferry-leader", metav1.GetOptions{})
+	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != first {
+		t.Fatalf("lease ferry-leader: %v, %+v; want held by %s", err, lease, first)
+	}
+
+	// Cancel: the leader stops its work, releases, and the standby takes
+	// over without waiting for the lease to expire.
+	if err := procs[first].Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	le.expect("stop "+first, 10*time.Second)
+	le.expect("exit "+first+" <nil>", 10*time.Second)
+	if took := le.expect("lead "+second, 10*time.Second); took > 5*time.Second {
+		t.Errorf("the standby took over %s after the release, want about one retry period", took)
+	}
+
+	// Kill: no release; the new standby takes over once the lease expires.
+	procs[first] = le.startCompetitor(bin, ns, first)
+	time.Sleep(3 * time.Second) // let it join as standby
+	if err := procs[second].Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	le.expect("lead "+first, 30*time.Second)
+	// The lease runs 15s from the leader's last renewal, at most one retry
+	// period (2s, jittered up to 2.4s) before the kill; the standby notices
+	// at its next retry.
+	if took := time.Since(killed); took > 15*time.Second+2*2400*time.Millisecond+time.Second {
+		t.Errorf("takeover after a kill took %s, want within the lease duration (15s) and two retries", took)
+	}
+	t.Logf("takeover after a kill: %s", time.Since(killed).Round(100*time.Millisecond))
+}
