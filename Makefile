@@ -37,3 +37,22 @@ bench: tools
 ## clean-run: stop and remove test clusters and forges left by killed runs.
 clean-run:
 	$(GO) run ./e2e/harness/reap
+
+## image: build ferry's container image (manifests/Dockerfile) as $(IMAGE)
+## with docker or podman. Where neither answers it says so and succeeds. The
+## context is the source tree without bin/, tools/ and .git, sent as a tar
+## stream, so the toolchain in bin/ never goes to the engine.
+IMAGE ?= ferry:latest
+.PHONY: image
+image:
+	@engine=""; \
+	for e in docker podman; do \
+		if command -v $$e >/dev/null 2>&1 && $$e info >/dev/null 2>&1; then engine=$$e; break; fi; \
+	done; \
+	if [ -z "$$engine" ]; then \
+		echo "make image: no container engine (docker or podman) answers on this machine; nothing built"; \
+		exit 0; \
+	fi; \
+	echo "$$engine build -f manifests/Dockerfile -t $(IMAGE)"; \
+	tar -c --exclude=./.git --exclude=./bin --exclude=./tools . | \
+		"$$engine" build -f manifests/Dockerfile -t "$(IMAGE)" -

@@ -59,6 +59,10 @@ const (
 	// DefaultMaxPruneFraction is the largest share of an environment's
 	// inventory one reconcile may prune.
 	DefaultMaxPruneFraction = 0.5
+	// DefaultHTTPStatus is the status code an HTTP check expects.
+	DefaultHTTPStatus = 200
+	// DefaultHTTPTimeout bounds one request of an HTTP check.
+	DefaultHTTPTimeout = 5 * time.Second
 )
 
 // Config is ferry's whole configuration.
@@ -164,6 +168,49 @@ type Health struct {
 	// Interval is how often health is polled; default
 	// [DefaultHealthInterval].
 	Interval time.Duration `yaml:"interval" mapstructure:"interval"`
+	// Checks judge the objects of their kinds with CEL expressions instead
+	// of kstatus, one check per kind.
+	Checks []HealthCheck `yaml:"checks" mapstructure:"checks"`
+	// HTTP are requests that must answer as expected once every object is
+	// Current, and throughout the soak.
+	HTTP []HTTPCheck `yaml:"http" mapstructure:"http"`
+}
+
+// HealthCheck judges the objects of one kind, custom resources mostly,
+// with CEL expressions instead of kstatus. The expressions see the object's
+// metadata, spec and status, and the whole object as object; see
+// health.CheckSpec.
+type HealthCheck struct {
+	// APIVersion selects the kind's group and is the version the objects
+	// are read at, the one the expressions are written against, such as
+	// example.com/v1 (v1 for the core group). Set it or Group.
+	APIVersion string `yaml:"apiVersion" mapstructure:"apiVersion"`
+	// Group selects the kind's API group, such as example.com; the objects
+	// are read at the version the API server prefers.
+	Group string `yaml:"group" mapstructure:"group"`
+	// Kind is the kind judged, such as Widget.
+	Kind string `yaml:"kind" mapstructure:"kind"`
+	// Current is true once an object is ready, such as
+	// status.conditions.exists(c, c.type == 'Ready' && c.status == 'True').
+	Current string `yaml:"current" mapstructure:"current"`
+	// Failed, optional, is true when an object failed for good; the commit
+	// then fails at once.
+	Failed string `yaml:"failed" mapstructure:"failed"`
+}
+
+// HTTPCheck is a GET request that must answer as expected.
+type HTTPCheck struct {
+	// URL is an http:// or https:// URL. Redirects are followed on its host
+	// only.
+	URL string `yaml:"url" mapstructure:"url"`
+	// Status is the status code expected; default [DefaultHTTPStatus].
+	Status int `yaml:"status" mapstructure:"status"`
+	// Body, optional, is a regular expression (Go syntax) the response body
+	// must match; the first MiB of the body is read.
+	Body string `yaml:"body" mapstructure:"body"`
+	// Timeout bounds one request; default [DefaultHTTPTimeout]. It must be
+	// shorter than health.timeout.
+	Timeout time.Duration `yaml:"timeout" mapstructure:"timeout"`
 }
 
 // Promote sends an environment's healthy commits on to another environment.
@@ -240,6 +287,11 @@ func (e *Environment) setDefaults() {
 
 func (p *Promote) setDefaults() {
 	p.Mode = PromotePush
+}
+
+func (h *HTTPCheck) setDefaults() {
+	h.Status = DefaultHTTPStatus
+	h.Timeout = DefaultHTTPTimeout
 }
 
 // setDerivedDefaults fills defaults that depend on other fields, once the

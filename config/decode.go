@@ -97,6 +97,13 @@ func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 			return
 		}
 		v.SetBool(b)
+	case reflect.Int:
+		var i int
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&i) != nil {
+			d.fail(path, "must be a whole number, found %s", describe(n))
+			return
+		}
+		v.SetInt(int64(i))
 	case reflect.Float64:
 		var f float64
 		tag := n.ShortTag()

@@ -182,7 +182,7 @@ log: {level: debug}
 	if dev.PruneEnabled() || dev.Prune == nil {
 		t.Errorf("prune: false read as %v", dev.Prune)
 	}
-	if dev.Health != (config.Health{Timeout: time.Minute, Interval: time.Second}) {
+	if !reflect.DeepEqual(dev.Health, config.Health{Timeout: time.Minute, Interval: time.Second}) {
 		t.Errorf("health = %+v", dev.Health)
 	}
 	if dev.Source.Interval != 30*time.Second || dev.Namespace != "apps" || dev.MaxPruneFraction != 1 || !dev.Force {

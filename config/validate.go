@@ -286,6 +286,8 @@ func (h *Health) validate(at string, p *problems) {
 	} else if h.Timeout > 0 && h.Soak >= h.Timeout {
 		p.add(at+".soak", "%s must be shorter than health.timeout (%s)", h.Soak, h.Timeout)
 	}
+	h.validateChecks(at, p)
+	h.validateHTTP(at, p)
 }
 
 // validatePromotions checks promote of every environment against the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
@@ -30,6 +31,7 @@ const (
 type Checker struct {
 	reader client.Reader
 	mapper meta.RESTMapper
+	http   *http.Client
 }
 
 // NewChecker returns a Checker reading the cluster through c. Objects are
@@ -38,17 +40,20 @@ type Checker struct {
 // must have a RESTMapper() method, as every client.Client has; Check says so
 // when it has not.
 func NewChecker(c client.Reader) *Checker {
-	ch := &Checker{reader: c}
+	ch := &Checker{reader: c, http: newHTTPClient()}
 	if m, ok := c.(interface{ RESTMapper() meta.RESTMapper }); ok {
 		ch.mapper = m.RESTMapper()
 	}
 	return ch
 }
 
-// Check polls objs every opts.Interval until all are Current and have
-// stayed so for opts.Soak (Healthy), one of them fails (Failed, at once,
-// without waiting for the timeout), or opts.Timeout passes before all are
-// Current (TimedOut).
+// Check polls objs every opts.Interval until all are Current, every HTTP
+// check of opts answers as expected, and both have stayed so for opts.Soak
+// (Healthy); until one of them fails (Failed, at once, without waiting for
+// the timeout); or until opts.Timeout passes first (TimedOut).
+//
+// Objects of a kind with a CEL check in opts.Checks are judged by it and
+// read at its version, when it names one.
 //
 // An object that is not found is InProgress: it may have been deleted by
 // someone during the check. A read error (the API server unreachable, say)
@@ -69,15 +74,29 @@ func (c *Checker) Check(ctx context.Context, objs object.ObjMetadataSet, opts Op
 	if len(objs) == 0 {
 		return p.verdict(time.Now(), Healthy, "no objects to check"), nil
 	}
+	checks := map[schema.GroupKind]*Check{}
 	versions := map[schema.GroupKind]schema.GroupVersionKind{}
+	for _, ch := range opts.Checks {
+		checks[ch.spec.GroupKind] = ch
+		if ch.spec.Version != "" {
+			versions[ch.spec.GroupKind] = ch.spec.GroupKind.WithVersion(ch.spec.Version)
+		}
+	}
+	probe := func() []HTTPStatus { return probeAll(ctx, c.http, opts.HTTP) }
 	ticker := time.NewTicker(opts.Interval)
 	defer ticker.Stop()
 	for {
-		obs := c.poll(ctx, objs, versions, max(opts.Interval, minPollTimeout))
+		obs := c.poll(ctx, objs, checks, versions, max(opts.Interval, minPollTimeout))
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("health check of %d objects: %w", len(objs), err)
 		}
-		if v := p.judge(time.Now(), obs); v != nil {
+		v := p.judge(time.Now(), obs, probe)
+		// Why look again: an HTTP check cut short by ctx is no verdict
+		// (TestCheckHTTPCancelled).
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("health check of %d objects: %w", len(objs), err)
+		}
+		if v != nil {
 			return v, nil
 		}
 		wake := time.NewTimer(time.Until(p.wake()))
@@ -103,8 +122,10 @@ type observation struct {
 }
 
 // poll observes every object once, pollConcurrency at a time, within
-// timeout. versions caches the version resolved for each kind.
-func (c *Checker) poll(ctx context.Context, objs object.ObjMetadataSet, versions map[schema.GroupKind]schema.GroupVersionKind, timeout time.Duration) []observation {
+// timeout, judging each with the check of its kind in checks, if any.
+// versions caches the version resolved for each kind.
+func (c *Checker) poll(ctx context.Context, objs object.ObjMetadataSet, checks map[schema.GroupKind]*Check,
+	versions map[schema.GroupKind]schema.GroupVersionKind, timeout time.Duration) []observation {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	out := make([]observation, len(objs))
@@ -118,7 +139,7 @@ func (c *Checker) poll(ctx context.Context, objs object.ObjMetadataSet, versions
 			continue
 		}
 		g.Go(func() error {
-			out[i] = c.observe(ctx, id, gvk)
+			out[i] = c.observe(ctx, id, gvk, checks[id.GroupKind])
 			return nil
 		})
 	}
@@ -144,8 +165,8 @@ func (c *Checker) version(gk schema.GroupKind, versions map[schema.GroupKind]sch
 }
 
 // observe reads one object and the pods of its current revision, and
-// evaluates them.
-func (c *Checker) observe(ctx context.Context, id object.ObjMetadata, gvk schema.GroupVersionKind) observation {
+// evaluates them with check (nil: kstatus).
+func (c *Checker) observe(ctx context.Context, id object.ObjMetadata, gvk schema.GroupVersionKind, check *Check) observation {
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(gvk)
 	if err := c.reader.Get(ctx, client.ObjectKey{Namespace: id.Namespace, Name: id.Name}, u); err != nil {
@@ -163,7 +184,7 @@ func (c *Checker) observe(ctx context.Context, id object.ObjMetadata, gvk schema
 			return observation{status: unknown(id, err), err: err}
 		}
 	}
-	st, err := Evaluate(u, pods)
+	st, err := Evaluate(u, pods, check)
 	st.ID = id
 	return observation{status: st, pods: pods, err: err}
 }

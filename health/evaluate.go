@@ -35,22 +35,37 @@ var kinds = map[schema.GroupKind]rules{
 }
 
 // Evaluate judges one object in a single pass, from the object as read from
-// the cluster (with its GroupVersionKind set) and the pods of its current
-// revision. It does not read the cluster.
+// the cluster (with its GroupVersionKind set), the pods of its current
+// revision and the CEL check of its kind, if there is one. It does not read
+// the cluster.
 //
-// The result is Failed when the object's own status says so (kstatus Failed,
-// a Deployment past its progress deadline, a failed Job, a failed bare Pod)
-// or when one of pods cannot become ready without a change (see podFailure);
-// otherwise it is the kstatus status and message. A bare Pod is judged from
-// obj itself.
+// The status is the kstatus status and message, or, when check is not nil,
+// what check's expressions say instead (see [CheckSpec]). It is Failed
+// whatever they say when the object's own status says so (a Deployment
+// past its progress deadline, a failed Job, a failed bare Pod) or when one
+// of pods cannot become ready without a change (see podFailure). A bare
+// Pod is judged from obj itself.
+//
+// A Job annotated [VerifyAnnotation] "true" is Current only once it
+// completed; its failure is a failed verification.
 //
 // The error reports an object whose status cannot be computed; the returned
 // status is then Unknown.
-func Evaluate(obj *unstructured.Unstructured, pods []corev1.Pod) (ObjectStatus, error) {
+func Evaluate(obj *unstructured.Unstructured, pods []corev1.Pod, check *Check) (ObjectStatus, error) {
 	id := object.UnstructuredToObjMetadata(obj)
-	res, err := status.Compute(obj)
-	if err != nil {
-		return unknown(id, err), fmt.Errorf("%s status: %w", describe(id), err)
+	verify, mistake := verifying(obj, id.GroupKind)
+	if mistake != "" {
+		return ObjectStatus{ID: id, Status: status.FailedStatus, Message: mistake}, nil
+	}
+	st := ObjectStatus{ID: id}
+	if check != nil {
+		st.Status, st.Message = check.evaluate(obj.Object)
+	} else {
+		res, err := status.Compute(obj)
+		if err != nil {
+			return unknown(id, err), fmt.Errorf("%s status: %w", describe(id), err)
+		}
+		st.Status, st.Message = res.Status, res.Message
 	}
 	if r := kinds[id.GroupKind]; r.failure != nil {
 		msg, err := r.failure(obj)
@@ -58,13 +73,22 @@ func Evaluate(obj *unstructured.Unstructured, pods []corev1.Pod) (ObjectStatus, 
 			return unknown(id, err), fmt.Errorf("%s status: %w", describe(id), err)
 		}
 		if msg != "" {
+			if verify {
+				msg = "verification failed: " + msg
+			}
 			return ObjectStatus{ID: id, Status: status.FailedStatus, Message: msg}, nil
 		}
 	}
 	if msg := podsFailure(pods); msg != "" {
 		return ObjectStatus{ID: id, Status: status.FailedStatus, Message: msg}, nil
 	}
-	return ObjectStatus{ID: id, Status: res.Status, Message: res.Message}, nil
+	if verify && st.Status != status.FailedStatus {
+		var err error
+		if st.Status, st.Message, err = verification(obj); err != nil {
+			return unknown(id, err), fmt.Errorf("%s status: %w", describe(id), err)
+		}
+	}
+	return st, nil
 }
 
 // unknown is the status of an object that could not be read or judged.

@@ -232,7 +232,7 @@ func TestEvaluate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Evaluate(tt.obj, tt.pods)
+			got, err := Evaluate(tt.obj, tt.pods, nil)
 			if err != nil {
 				t.Fatalf("Evaluate: %v", err)
 			}
@@ -251,7 +251,7 @@ func TestEvaluateError(t *testing.T) {
 	if err := unstructured.SetNestedField(obj.Object, "not a list", "status", "conditions"); err != nil {
 		t.Fatal(err)
 	}
-	got, err := Evaluate(obj, nil)
+	got, err := Evaluate(obj, nil, nil)
 	if err == nil || !strings.HasPrefix(err.Error(), "Deployment staging/web status: ") {
 		t.Errorf("Evaluate error = %v, want one naming Deployment staging/web", err)
 	}

@@ -23,6 +23,9 @@ type progress struct {
 	last []ObjectStatus
 	// lastErr is the latest read error of any poll.
 	lastErr error
+	// http holds the outcome of the HTTP checks at the latest poll; nil
+	// when that poll did not run them.
+	http []HTTPStatus
 }
 
 // containerKey names one container of one pod, across polls.
@@ -54,9 +57,11 @@ func (p *progress) wake() time.Time {
 }
 
 // judge takes the observations of one poll made at now, and returns the
-// verdict, or nil to poll again.
-func (p *progress) judge(now time.Time, obs []observation) *Verdict {
-	p.last = make([]ObjectStatus, len(obs))
+// verdict, or nil to poll again. probe runs the HTTP checks; judge calls it
+// only when they count: when every object is Current, and at every poll of
+// the soak.
+func (p *progress) judge(now time.Time, obs []observation, probe func() []HTTPStatus) *Verdict {
+	p.last, p.http = make([]ObjectStatus, len(obs)), nil
 	var failed []ObjectStatus
 	clean, current := true, true
 	for i, o := range obs {
@@ -76,27 +81,55 @@ func (p *progress) judge(now time.Time, obs []observation) *Verdict {
 		return p.verdict(now, Failed, failedReason(failed))
 	}
 	if p.soaking() {
-		return p.judgeSoak(now, obs, clean)
+		return p.judgeSoak(now, obs, clean, probe)
 	}
-	if current && clean {
+	if current && clean && p.answered(probe) {
 		p.soakStart, p.baseline = now, restarts(obs)
 		if p.opts.Soak == 0 {
-			return p.verdict(now, Healthy, fmt.Sprintf("%d objects Current", len(obs)))
+			return p.verdict(now, Healthy, fmt.Sprintf("%d objects Current", len(obs))+p.httpSummary())
 		}
 		return nil
 	}
 	if !now.Before(p.start.Add(p.opts.Timeout)) {
-		return p.verdict(now, TimedOut, timeoutReason(now.Sub(p.start), p.last, p.lastErr))
+		return p.verdict(now, TimedOut, timeoutReason(now.Sub(p.start), p.last, p.http, p.lastErr))
 	}
 	return nil
 }
 
+// answered runs the HTTP checks, if there are any, and reports whether all
+// of them answered as expected.
+func (p *progress) answered(probe func() []HTTPStatus) bool {
+	if len(p.opts.HTTP) == 0 {
+		return true
+	}
+	p.http = probe()
+	return firstFailing(p.http) < 0
+}
+
+// httpSummary is ", n HTTP checks passed" when there are any.
+func (p *progress) httpSummary() string {
+	if len(p.opts.HTTP) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d HTTP checks passed", len(p.opts.HTTP))
+}
+
+// firstFailing is the index of the first HTTP check that failed, or -1.
+func firstFailing(http []HTTPStatus) int {
+	for i, h := range http {
+		if !h.OK {
+			return i
+		}
+	}
+	return -1
+}
+
 // judgeSoak fails an object that left Current or whose current-revision
-// containers restarted since the soak began. An object that could not be
-// read proves nothing either way: the soak ends at the first poll after
-// opts.Soak that read every object, and times out when none did within
-// opts.Timeout.
-func (p *progress) judgeSoak(now time.Time, obs []observation, clean bool) *Verdict {
+// containers restarted since the soak began, and an HTTP check that stopped
+// answering as expected. An object that could not be read proves nothing
+// either way: the soak ends at the first poll after opts.Soak that read
+// every object, and times out when none did within opts.Timeout.
+func (p *progress) judgeSoak(now time.Time, obs []observation, clean bool, probe func() []HTTPStatus) *Verdict {
 	for _, o := range obs {
 		if o.err != nil {
 			continue
@@ -109,11 +142,14 @@ func (p *progress) judgeSoak(now time.Time, obs []observation, clean bool) *Verd
 			return p.verdict(now, Failed, describe(o.status.ID)+": "+msg)
 		}
 	}
+	if !p.answered(probe) {
+		return p.verdict(now, Failed, oneLine("during soak: "+p.http[firstFailing(p.http)].describe(), maxReason))
+	}
 	if now.Before(p.soakEnd()) {
 		return nil
 	}
 	if clean {
-		return p.verdict(now, Healthy, fmt.Sprintf("%d objects Current, soaked %s", len(obs), p.opts.Soak))
+		return p.verdict(now, Healthy, fmt.Sprintf("%d objects Current", len(obs))+p.httpSummary()+fmt.Sprintf(", soaked %s", p.opts.Soak))
 	}
 	if !now.Before(p.soakEnd().Add(p.opts.Timeout)) {
 		return p.verdict(now, TimedOut, oneLine(fmt.Sprintf("soak of %s not confirmed %s after it ended; last error: %s",
@@ -158,5 +194,5 @@ func containerStatuses(pod *corev1.Pod) []corev1.ContainerStatus {
 
 // verdict closes the check with outcome and reason.
 func (p *progress) verdict(now time.Time, outcome Outcome, reason string) *Verdict {
-	return &Verdict{Outcome: outcome, Reason: reason, Objects: p.last, Duration: now.Sub(p.start)}
+	return &Verdict{Outcome: outcome, Reason: reason, Objects: p.last, HTTP: p.http, Duration: now.Sub(p.start)}
 }

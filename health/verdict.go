@@ -34,6 +34,10 @@ type Verdict struct {
 	// Objects holds the last status seen of every object, in the order they
 	// were given.
 	Objects []ObjectStatus
+	// HTTP holds the outcome of every HTTP check at the last poll, in the
+	// order of the options; empty when that poll did not run them (some
+	// object was not Current yet).
+	HTTP []HTTPStatus
 	// Duration is how long the check ran.
 	Duration time.Duration
 }
@@ -88,8 +92,9 @@ func failedReason(failed []ObjectStatus) string {
 }
 
 // timeoutReason lists the objects that are not Current with their messages,
-// and the last read error if there was one.
-func timeoutReason(after time.Duration, statuses []ObjectStatus, lastErr error) string {
+// then the HTTP checks that failed, and the last read error if there was
+// one.
+func timeoutReason(after time.Duration, statuses []ObjectStatus, http []HTTPStatus, lastErr error) string {
 	var pending []string
 	for _, s := range statuses {
 		if s.Status == status.CurrentStatus {
@@ -97,15 +102,21 @@ func timeoutReason(after time.Duration, statuses []ObjectStatus, lastErr error) 
 		}
 		pending = append(pending, fmt.Sprintf("%s %s: %s", describe(s.ID), s.Status, oneLine(s.Message, maxMessage)))
 	}
+	var failing []string
+	for _, h := range http {
+		if !h.OK {
+			failing = append(failing, h.describe())
+		}
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "timed out after %s", after.Round(time.Millisecond))
 	if len(pending) > 0 {
 		fmt.Fprintf(&b, ", %d of %d not Current: ", len(pending), len(statuses))
-		listed := pending[:min(len(pending), maxListed)]
-		b.WriteString(strings.Join(listed, reasonSeparate))
-		if more := len(pending) - len(listed); more > 0 {
-			fmt.Fprintf(&b, "%sand %d more", reasonSeparate, more)
-		}
+		list(&b, pending)
+	}
+	if len(failing) > 0 {
+		fmt.Fprintf(&b, ", %d of %d HTTP checks failing: ", len(failing), len(http))
+		list(&b, failing)
 	}
 	if lastErr == nil {
 		return oneLine(b.String(), maxReason)
@@ -114,4 +125,13 @@ func timeoutReason(after time.Duration, statuses []ObjectStatus, lastErr error) 
 	// listing gives way to it.
 	tail := "; last error: " + oneLine(lastErr.Error(), maxMessage)
 	return oneLine(b.String(), maxReason-len([]rune(tail))) + tail
+}
+
+// list writes the first maxListed of items, and how many more there are.
+func list(b *strings.Builder, items []string) {
+	listed := items[:min(len(items), maxListed)]
+	b.WriteString(strings.Join(listed, reasonSeparate))
+	if more := len(items) - len(listed); more > 0 {
+		fmt.Fprintf(b, "%sand %d more", reasonSeparate, more)
+	}
 }

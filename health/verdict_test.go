@@ -37,15 +37,25 @@ func TestReasons(t *testing.T) {
 			name: "timeout lists three objects, one line each",
 			got: timeoutReason(90*time.Second, []ObjectStatus{
 				role, pending("a", "Updated: 1/2"), pending("b", "Ready:\n0/1"), pending("c", "x"), pending("d", "y"),
-			}, nil),
+			}, nil, nil),
 			want: "timed out after 1m30s, 4 of 5 not Current: Deployment staging/a InProgress: Updated: 1/2; " +
 				"Deployment staging/b InProgress: Ready: 0/1; Deployment staging/c InProgress: x; and 1 more",
 		},
 		{
 			name: "timeout keeps the last error when the listing is cut",
-			got: timeoutReason(time.Minute, []ObjectStatus{pending("a", long), pending("b", long), pending("c", long)},
+			got: timeoutReason(time.Minute, []ObjectStatus{pending("a", long), pending("b", long), pending("c", long)}, nil,
 				errors.New("Deployment staging/a get: connection refused")),
 			want: "; last error: Deployment staging/a get: connection refused",
+		},
+		{
+			name: "timeout lists the failing HTTP checks after the objects",
+			got: timeoutReason(time.Minute, []ObjectStatus{role, pending("a", "Updated: 1/2")}, []HTTPStatus{
+				{URL: "http://web/healthz", OK: true, Message: "status 200"},
+				{URL: "http://web/ready", Message: "status 503, want 200"},
+				{URL: "http://api/ready", Message: "no answer within 5s"},
+			}, nil),
+			want: "timed out after 1m0s, 1 of 2 not Current: Deployment staging/a InProgress: Updated: 1/2, " +
+				"2 of 3 HTTP checks failing: GET http://web/ready: status 503, want 200; GET http://api/ready: no answer within 5s",
 		},
 		{
 			name: "cluster-scoped objects have no namespace",
