@@ -108,6 +108,11 @@ type Environment struct {
 	// Force lets apply delete and recreate objects whose immutable fields
 	// changed; default false.
 	Force bool `yaml:"force" mapstructure:"force"`
+	// AllowDestructive lets an automatic revert or a promotion into this
+	// environment delete Namespaces, PersistentVolumeClaims and CRDs, and
+	// more than maxPruneFraction of the inventory; default false: such a
+	// revert or promotion is held for a person.
+	AllowDestructive bool `yaml:"allowDestructive" mapstructure:"allowDestructive"`
 }
 
 // PruneEnabled reports whether objects that left the rendering are deleted;

@@ -110,7 +110,8 @@ func NewManager(ctx context.Context, cfg *config.Config, opts Options) (*Manager
 		}
 		store := NewStore(c, cfg.Namespace)
 		r := New(Environment{Name: env.Name, Path: env.Source.Path, Interval: env.Source.Interval, Prune: env.PruneEnabled(), Health: hopts,
-			Repo: repo, Branch: env.Source.Branch, OnFailure: env.OnFailure, MaxPruneFraction: env.MaxPruneFraction},
+			Repo: repo, Branch: env.Source.Branch, OnFailure: env.OnFailure, MaxPruneFraction: env.MaxPruneFraction,
+			AllowDestructive: env.AllowDestructive},
 			w, renderer, apply.New(c, aopts), health.NewChecker(c), store, opts.Log)
 		r.notify = notifier{reporter: opts.Reporter, metrics: opts.Metrics, externalURL: opts.ExternalURL, client: c, namespace: cfg.Namespace}
 		if repo, err := report.ParseRepo(env.Source.URL); err == nil {
