@@ -67,7 +67,7 @@ func serve(ctx context.Context, cfg *config.Config, m *reconciler.Manager, f *fo
 	if f.reporter != nil {
 		go f.reporter.Run(ctx)
 	}
-	err := m.Run(ctx)
+	err := runElected(ctx, cfg, m.Run)
 	shutdown, stop := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer stop()
 	if f.reporter != nil {
@@ -149,4 +149,21 @@ func readSecret(path string) ([]byte, error) {
 func readSecretString(path string) (string, error) {
 	b, err := readSecret(path)
 	return string(b), err
+}
+
+// runElected runs run under leader election when ferry runs as a pod
+// (POD_NAME set, as the install manifests do), so only one replica
+// reconciles; elsewhere it runs run directly.
+func runElected(ctx context.Context, cfg *config.Config, run func(context.Context) error) error {
+	identity := os.Getenv("POD_NAME")
+	if identity == "" {
+		return run(ctx)
+	}
+	rc, err := reconciler.RESTConfig(config.Cluster{})
+	if err != nil {
+		return err
+	}
+	var runErr error
+	err = runLeader(ctx, rc, cfg.Namespace, identity, func(ctx context.Context) { runErr = run(ctx) })
+	return errors.Join(err, runErr)
 }
