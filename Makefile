@@ -28,7 +28,7 @@ test: tools vet unit e2e
 
 ## demo: the local sandbox (a kwok cluster, Gitea, ferry, badges).
 demo: tools
-	$(GO) run ./cmd/ferry dev
+	$(GO) run ./cmd/ferry dev $(DEMO_FLAGS)
 
 ## bench: ferry against kubectl, ssa and kustomize on the local cluster.
 bench: tools

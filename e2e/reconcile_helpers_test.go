@@ -78,13 +78,23 @@ func (e *testEnv) start(t *testing.T) { startFerry(t, e.configYAML()) }
 // ends, and returns a function that stops it earlier.
 func startFerry(t *testing.T, cfgYAML string) (stop func()) {
 	t.Helper()
+	return startFerryWith(t, cfgYAML, nil)
+}
+
+// startFerryWith is startFerry with a hook to adjust the manager's options.
+func startFerryWith(t *testing.T, cfgYAML string, adjust func(*reconciler.Options)) (stop func()) {
+	t.Helper()
 	cfg, err := config.Parse([]byte(cfgYAML))
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, cfgYAML)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.NewTextHandler(&testWriter{t: t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	m, err := reconciler.NewManager(ctx, cfg, reconciler.Options{CacheDir: t.TempDir(), Log: log})
+	opts := reconciler.Options{CacheDir: t.TempDir(), Log: log}
+	if adjust != nil {
+		adjust(&opts)
+	}
+	m, err := reconciler.NewManager(ctx, cfg, opts)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

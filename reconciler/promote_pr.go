@@ -50,6 +50,9 @@ func (r *Reconciler) promoteByPullRequest(ctx context.Context, rn *run, t *Recon
 	if err != nil {
 		return "", err
 	}
+	if tip.Commit.TreeHash == c.TreeHash {
+		return actionPromoted + to, nil // nothing to propose
+	}
 	head := c.Hash
 	if ff, err := repo.IsAncestor(tip.Hash(), c.Hash); err != nil {
 		return "", err

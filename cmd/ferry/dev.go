@@ -28,7 +28,7 @@ var devApp embed.FS
 
 func newDevCmd() *cobra.Command {
 	var addr string
-	var noStory bool
+	var noStory, exitAfter bool
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run a local sandbox: a simulated cluster, a local forge, ferry with two environments, and a scripted story",
@@ -41,11 +41,12 @@ up until Ctrl-C, which tears everything down.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return runDev(ctx, cmd.OutOrStdout(), addr, !noStory)
+			return runDev(ctx, cmd.OutOrStdout(), addr, !noStory, exitAfter)
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:9090", "address of ferry's status page, badges and webhooks")
 	cmd.Flags().BoolVar(&noStory, "no-story", false, "set everything up and wait, without the scripted changes")
+	cmd.Flags().BoolVar(&exitAfter, "exit-after-story", false, "tear down and exit after the story instead of waiting for Ctrl-C")
 	return cmd
 }
 
@@ -69,7 +70,7 @@ func (s *sandbox) close() {
 	}
 }
 
-func runDev(ctx context.Context, out io.Writer, addr string, story bool) error {
+func runDev(ctx context.Context, out io.Writer, addr string, story, exitAfter bool) error {
 	s := &sandbox{out: out}
 	defer s.close()
 	if _, err := harness.Reap(ctx); err != nil {
@@ -115,6 +116,10 @@ func runDev(ctx context.Context, out io.Writer, addr string, story bool) error {
 		if err := d.play(ctx); err != nil {
 			return err
 		}
+	}
+	if exitAfter {
+		s.say("story done; tearing down")
+		return nil
 	}
 	s.say("clone the sandbox and push your own commits:")
 	s.say("  git -c http.extraHeader=\"Authorization: %s\" clone %s", s.forge.BasicAuthHeader(), s.forge.CloneURL("shop"))
