@@ -182,7 +182,7 @@ spec:
         - name: web
           image: registry.invalid/web:v0
 `,
-		"base/config.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\ndata:\n  greeting: hello\n",
+		"base/config.yaml":                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\ndata:\n  greeting: hello\n",
 		"envs/staging/kustomization.yaml": "resources:\n  - ../../base\n  - extra.yaml\nimages:\n  - name: registry.invalid/web\n    newTag: " + tag + "\n",
 		"envs/staging/extra.yaml":         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  k: v\n",
 	}
