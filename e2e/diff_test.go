@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,17 +27,7 @@ func TestDiff(t *testing.T) {
 		t.Fatal(err)
 	}
 	diff := func(args ...string) (string, int) {
-		cmd := exec.CommandContext(t.Context(), bin, append([]string{"diff", "--config", cfgPath}, args...)...)
-		cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir())
-		out, err := cmd.CombinedOutput()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return string(out), ee.ExitCode()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(out), 0
+		return ferryCLI(t, bin, cfgPath, append([]string{"diff"}, args...)...)
 	}
 
 	if out, code := diff(e.name); code != 0 || !strings.Contains(out, "0 to create, 0 to change, 0 to prune") {
