@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -33,6 +34,9 @@ type Options struct {
 	Log *slog.Logger
 	// PullRequests opens promotion pull requests (pull-request mode).
 	PullRequests PullRequests
+	// Forge lists open pull requests, to plan them; nil plans only those
+	// announced by webhooks.
+	Forge pullRequestLister
 	// Reporter posts commit statuses; nil posts none.
 	Reporter *report.Reporter
 	// Metrics records Prometheus metrics; nil records none.
@@ -62,6 +66,10 @@ type Manager struct {
 	// Clients holds a client per environment's cluster, for the CLI.
 	clients map[string]client.Client
 	stores  map[string]*Store
+	planned planned
+	pulls   pullRequestLister
+	// planEvery is how often open pull requests are polled for plans.
+	planEvery time.Duration
 }
 
 // NewManager wires every environment of cfg: one persistent clone per
@@ -69,7 +77,11 @@ type Manager struct {
 func NewManager(ctx context.Context, cfg *config.Config, opts Options) (*Manager, error) {
 	opts = opts.withDefaults()
 	opts.Metrics.Init(envNames(cfg)...)
-	m := &Manager{cfg: cfg, envs: map[string]*Reconciler{}, clients: map[string]client.Client{}, stores: map[string]*Store{}}
+	m := &Manager{cfg: cfg, envs: map[string]*Reconciler{}, clients: map[string]client.Client{}, stores: map[string]*Store{},
+		pulls: opts.Forge, planEvery: time.Minute}
+	for _, e := range cfg.Environments {
+		m.planEvery = min(m.planEvery, e.Source.Interval)
+	}
 	renderer := render.NewRenderer(render.DefaultOptions())
 	repos := map[string]*source.Repository{}
 	clusters := map[config.Cluster]client.Client{}
@@ -150,6 +162,22 @@ func (m *Manager) Run(ctx context.Context) error {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("environment %s: %w", r.Name(), err))
 				mu.Unlock()
+			}
+		}()
+	}
+	if m.pulls != nil && postsStatuses(m) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(m.planEvery)
+			defer tick.Stop()
+			for {
+				m.pollPullRequests(ctx, m.pulls)
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
 			}
 		}()
 	}
@@ -246,4 +274,19 @@ func envNames(cfg *config.Config) []string {
 		out = append(out, e.Name)
 	}
 	return out
+}
+
+// postsStatuses reports whether any environment posts statuses, which plans need.
+func postsStatuses(m *Manager) bool {
+	for _, r := range m.envs {
+		if r.notify.reporter != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// pullRequestLister lists the open pull requests into a branch.
+type pullRequestLister interface {
+	OpenPullRequests(ctx context.Context, repo report.Repo, base string) ([]report.PullRequest, error)
 }

@@ -180,3 +180,32 @@ func Subject(message string) string {
 	s, _, _ := strings.Cut(strings.TrimSpace(message), "\n")
 	return s
 }
+
+// FetchRef fetches one ref that is not a branch, such as a pull request's
+// head (refs/pull/<n>/head), into refs/ferry/fetch/… of the clone and
+// returns its commit.
+func (r *Repository) FetchRef(ctx context.Context, ref string) (*Revision, error) {
+	name := plumbing.ReferenceName(ref)
+	if !strings.HasPrefix(ref, "refs/") || name.Validate() != nil {
+		return nil, fmt.Errorf("%s ref %q: invalid ref name", r.display, ref)
+	}
+	deadline, _ := ctx.Deadline()
+	a, err := r.creds.resolve(r.url, deadline)
+	if err != nil {
+		return nil, fmt.Errorf("%s credentials: %w", r.display, err)
+	}
+	local := plumbing.ReferenceName("refs/ferry/fetch/" + strings.TrimPrefix(ref, "refs/"))
+	spec := config.RefSpec(fmt.Sprintf("+%s:%s", name, local))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	remote := git.NewRemote(r.store, &config.RemoteConfig{Name: "origin", URLs: []string{r.url}, Fetch: []config.RefSpec{spec}})
+	err = remote.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec}, Auth: a.method, Tags: git.NoTags})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return nil, r.fail(ctx, "fetch "+ref, err, a)
+	}
+	got, err := r.store.Reference(local)
+	if err != nil {
+		return nil, fmt.Errorf("%s ref %s: %w", r.display, ref, ErrBranchNotFound)
+	}
+	return r.revision("", got.Hash())
+}

@@ -57,6 +57,9 @@ func serve(ctx context.Context, cfg *config.Config, m *reconciler.Manager, f *fo
 	defer cancel()
 	opts := report.DefaultServerOptions()
 	opts.WebhookSecret, opts.Registry, opts.Log = f.secret, f.registry, log
+	opts.OnPullRequest = func(repo report.Repo, number int, head, base string) {
+		go m.PlanPullRequest(ctx, repo, number, head, base)
+	}
 	srv := &http.Server{Addr: cfg.Server.Addr, Handler: report.NewServer(m, opts), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -132,6 +135,9 @@ func newForge(cfg *config.Config, log *slog.Logger) (*forge, error) {
 // managerOptions passes the forge to the reconcilers.
 func (f *forge) managerOptions(cfg *config.Config, log *slog.Logger) reconciler.Options {
 	o := reconciler.Options{Log: log, Reporter: f.reporter, Metrics: f.metrics, ExternalURL: cfg.Server.ExternalURL}
+	if f.provider != nil {
+		o.Forge = f.provider
+	}
 	if p, ok := f.provider.(reconciler.PullRequests); ok {
 		o.PullRequests = p
 	}
