@@ -2,7 +2,7 @@
 GO      ?= go
 TIMEOUT ?= 45m
 
-.PHONY: all build test unit e2e vet tools demo bench clean-run
+.PHONY: all build test unit e2e vet tools demo bench clean-run chromium
 
 all: build
 
@@ -20,7 +20,11 @@ vet:
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
 
-e2e: tools
+## chromium: Debian's chromium, for the badge and status page checks.
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+e2e: tools chromium
 	$(GO) test -count=1 -timeout $(TIMEOUT) -v ./e2e/...
 
 ## test: vet, unit tests, then the end-to-end tests against the real toolchain.

@@ -74,10 +74,18 @@ func TestCommitStatusesAndBadges(t *testing.T) {
 	if err := os.WriteFile(secretFile, []byte("s3cret-hook"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := p.config() + fmt.Sprintf("server: {addr: %q, externalURL: \"http://%s\"}\nreport: {provider: gitea, url: %q, tokenFile: %s, webhookSecretFile: %s}\n",
+	// Only Gitea's webhooks make ferry look at the branches quickly: the
+	// poll interval is an hour.
+	cfg := strings.ReplaceAll(p.config(), "interval: 1s", "interval: 1h") + fmt.Sprintf("server: {addr: %q, externalURL: \"http://%s\"}\nreport: {provider: gitea, url: %q, tokenFile: %s, webhookSecretFile: %s}\n",
 		addr, addr, strings.TrimSuffix(forge.URL, "/"), p.tokenFile, secretFile)
 	cfgPath := filepath.Join(t.TempDir(), "ferry.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := forge.Client.CreateRepoHook(forge.User, p.repo, gitea.CreateHookOption{
+		Type: gitea.HookTypeGitea, Active: true, Events: []string{"push", "pull_request"},
+		Config: map[string]string{"url": "http://" + addr + "/hooks/gitea", "content_type": "json", "secret": "s3cret-hook"},
+	}); err != nil {
 		t.Fatal(err)
 	}
 	first := p.tip(t, "main")
@@ -106,16 +114,6 @@ func TestCommitStatusesAndBadges(t *testing.T) {
 	waitStatuses(t, p.repo, head, "ferry/staging", healthyThenPromoted)
 	waitStatuses(t, p.repo, squash, "ferry/production", []string{"pending: applying", "pending: verifying", "success: healthy at " + squash[:7]})
 
-	t.Log("a bad commit, reverted")
-	bad := p.pushMain(t, withPodAnnotation("v3", harness.FailCrashLoop), "Deploy web v3")
-	v := p.waitDecided(t, "staging", bad, time.Minute)
-	revert := strings.TrimPrefix(v.Action, "reverted by ")
-	waitStatuses(t, p.repo, bad, "ferry/staging", []string{"pending: applying", "pending: verifying", "failure: Deployment", "failure: reverted by " + revert})
-	if got := ferryStatuses(t, p.repo, bad, "ferry/production"); len(got) != 0 {
-		t.Fatalf("production posted on the bad commit: %q", got)
-	}
-
-	t.Log("badges, status API, page and metrics")
 	get := func(path string) string {
 		resp, err := http.Get("http://" + addr + path)
 		if err != nil {
@@ -128,6 +126,24 @@ func TestCommitStatusesAndBadges(t *testing.T) {
 		}
 		return string(body)
 	}
+	before := get("/metrics")
+	for _, want := range []string{`ferry_reverts_total{environment="staging"} 0`, `ferry_promotions_total{from="staging",to="production"} 2`,
+		`ferry_environment_healthy{environment="staging"} 1`} {
+		if !strings.Contains(before, want) {
+			t.Errorf("metrics before the revert lack %s", want)
+		}
+	}
+
+	t.Log("a bad commit, reverted")
+	bad := p.pushMain(t, withPodAnnotation("v3", harness.FailCrashLoop), "Deploy web v3")
+	v := p.waitDecided(t, "staging", bad, time.Minute)
+	revert := strings.TrimPrefix(v.Action, "reverted by ")
+	waitStatuses(t, p.repo, bad, "ferry/staging", []string{"pending: applying", "pending: verifying", "failure: Deployment", "failure: reverted by " + revert})
+	if got := ferryStatuses(t, p.repo, bad, "ferry/production"); len(got) != 0 {
+		t.Fatalf("production posted on the bad commit: %q", got)
+	}
+
+	t.Log("badges, status API, page and metrics")
 	for _, path := range []string{"/badge/staging.svg", "/badge/staging/" + bad + ".svg"} {
 		svg := get(path)
 		if err := xml.Unmarshal([]byte(svg), new(struct{ XMLName xml.Name })); err != nil {
@@ -143,9 +159,10 @@ func TestCommitStatusesAndBadges(t *testing.T) {
 	if page := get("/environments/staging"); !strings.Contains(page, bad[:7]) {
 		t.Fatal("status page lacks the history")
 	}
+	checkInChromium(t, addr, get("/badge/staging.svg"), bad[:7])
 	metrics := get("/metrics")
 	for _, want := range []string{`ferry_verdicts_total{environment="staging",outcome="Failed"} 1`, `ferry_reverts_total{environment="staging"} 1`,
-		`ferry_promotions_total{from="staging",to="production"}`} {
+		`ferry_promotions_total{from="staging",to="production"} 3`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}
