@@ -110,7 +110,7 @@ func (g *Gitea) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("gitea web did not answer on %s: %w", g.URL, err)
 	}
-	g.Client, err = gitea.NewClient(strings.TrimSuffix(g.URL, "/"), gitea.SetToken(g.Token), gitea.SetContext(ctx))
+	g.Client, err = gitea.NewClient(strings.TrimSuffix(g.URL, "/"), gitea.SetToken(g.Token), gitea.SetContext(context.WithoutCancel(ctx)))
 	return err
 }
 
