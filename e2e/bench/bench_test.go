@@ -50,12 +50,36 @@ func TestMain(m *testing.M) {
 		os.Exit(child())
 	}
 	code := m.Run()
+	if forge != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = forge.Stop(ctx)
+	}
 	if cluster != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		_ = cluster.Stop(ctx)
 	}
 	os.Exit(code)
+}
+
+var (
+	forge     *harness.Gitea
+	forgeOnce sync.Once
+	forgeErr  error
+)
+
+// needForge starts the package's Gitea on first use.
+func needForge(b *testing.B) *harness.Gitea {
+	forgeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		forge, forgeErr = harness.StartGitea(ctx)
+	})
+	if forgeErr != nil {
+		b.Fatal(forgeErr)
+	}
+	return forge
 }
 
 // needCluster starts the package's cluster on first use, so `go test`

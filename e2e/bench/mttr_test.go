@@ -4,18 +4,23 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"code.gitea.io/sdk/gitea"
 	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"ferry.dev/ferry/config"
 	"ferry.dev/ferry/e2e/harness"
 	"ferry.dev/ferry/reconciler"
+	"ferry.dev/ferry/report"
 )
 
 func mttrFiles(annotation string) map[string]string {
@@ -45,12 +50,7 @@ spec:
 // on the last healthy objects with a healthy verdict on the revert.
 func BenchmarkMTTR(b *testing.B) {
 	needCluster(b)
-	ctx := context.Background()
-	forge, err := harness.StartGitea(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = forge.Stop(context.Background()) }()
+	forge := needForge(b)
 	var toRevert, toRecovered []time.Duration
 	for b.Loop() {
 		for round := range rounds {
@@ -67,58 +67,11 @@ func BenchmarkMTTR(b *testing.B) {
 func mttrRound(b *testing.B, forge *harness.Gitea, round int) (toRevert, toRecovered time.Duration) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ns, stateNS := newNamespace(b, "mttr"), newNamespace(b, "mttr-state")
-	repo := fmt.Sprintf("mttr-%d-%s", round, ns)
-	if _, err := forge.CreateRepo(repo); err != nil {
-		b.Fatal(err)
-	}
-	wc, err := forge.Clone(ctx, repo, b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	good, err := wc.CommitAndPush(ctx, mttrFiles(""), "Deploy web")
-	if err != nil {
-		b.Fatal(err)
-	}
-	tokenFile := filepath.Join(b.TempDir(), "token")
-	_ = os.WriteFile(tokenFile, []byte(forge.Token), 0o600)
-	cfg, err := config.Parse(fmt.Appendf(nil, `namespace: %s
-environments:
-  - name: staging
-    source: {url: %s, branch: main, path: envs/staging, interval: 1s, auth: {tokenFile: %s}}
-    cluster: {kubeconfig: %s}
-    namespace: %s
-    health: {timeout: 2m, interval: 250ms}
-    onFailure: revert
-`, stateNS, forge.CloneURL(repo), tokenFile, cluster.Kubeconfig, ns))
-	if err != nil {
-		b.Fatal(err)
-	}
-	m, err := reconciler.NewManager(ctx, cfg, reconciler.Options{CacheDir: b.TempDir(), Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = m.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	store, _ := m.Store("staging")
-	c := newClient(b)
-	wait := func(what string, cond func() bool) {
-		deadline := time.Now().Add(2 * time.Minute)
-		for !cond() {
-			if time.Now().After(deadline) {
-				b.Fatalf("round %d: %s not reached", round, what)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	verdict := func(commit string) (reconciler.Verdict, bool) {
-		st, err := store.Load(ctx, "staging")
-		if err != nil {
-			return reconciler.Verdict{}, false
-		}
-		return st.VerdictFor(commit)
-	}
+	e := startBenchEnv(ctx, b, forge, fmt.Sprintf("mttr-%d", round), "1s")
+	defer e.stop()
+	wc, store, ns, good, c := e.wc, e.store, e.ns, e.first, newClient(b)
+	wait := e.wait
+	verdict := e.verdict
 	wait("healthy first deploy", func() bool { v, ok := verdict(good); return ok && v.Outcome == reconciler.OutcomeHealthy })
 
 	start := time.Now()
@@ -148,4 +101,122 @@ environments:
 		return d.Spec.Template.Annotations[harness.FailAnnotation] == "" && d.Status.UpdatedReplicas == 3 && d.Status.AvailableReplicas == 3 && d.Status.ReadyReplicas == 3
 	})
 	return toRevert, time.Since(start)
+}
+
+// benchEnv is one environment of a benchmark: a repository on the forge
+// and ferry reconciling it in this process, with its HTTP server.
+type benchEnv struct {
+	wc      *harness.Clone
+	store   *reconciler.Store
+	ns      string
+	first   string
+	addr    string
+	stop    func()
+	wait    func(what string, cond func() bool)
+	verdict func(commit string) (reconciler.Verdict, bool)
+}
+
+func startBenchEnv(ctx context.Context, b *testing.B, forge *harness.Gitea, name, interval string) *benchEnv {
+	ns, stateNS := newNamespace(b, "bench-env"), newNamespace(b, "bench-state")
+	repo := name + "-" + ns
+	if _, err := forge.CreateRepo(repo); err != nil {
+		b.Fatal(err)
+	}
+	wc, err := forge.Clone(ctx, repo, b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	first, err := wc.CommitAndPush(ctx, mttrFiles(""), "Deploy web")
+	if err != nil {
+		b.Fatal(err)
+	}
+	tokenFile := filepath.Join(b.TempDir(), "token")
+	_ = os.WriteFile(tokenFile, []byte(forge.Token), 0o600)
+	cfg, err := config.Parse(fmt.Appendf(nil, `namespace: %s
+environments:
+  - name: staging
+    source: {url: %s, branch: main, path: envs/staging, interval: %s, auth: {tokenFile: %s}}
+    cluster: {kubeconfig: %s}
+    namespace: %s
+    health: {timeout: 2m, interval: 250ms}
+    onFailure: revert
+`, stateNS, forge.CloneURL(repo), interval, tokenFile, cluster.Kubeconfig, ns))
+	if err != nil {
+		b.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	m, err := reconciler.NewManager(runCtx, cfg, reconciler.Options{CacheDir: b.TempDir(), Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	sopts := report.DefaultServerOptions()
+	sopts.WebhookSecret, sopts.Log = []byte("bench-secret"), slog.New(slog.DiscardHandler)
+	srv := &http.Server{Handler: report.NewServer(m, sopts), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	done := make(chan struct{})
+	go func() { defer close(done); _ = m.Run(runCtx) }()
+	store, _ := m.Store("staging")
+	e := &benchEnv{wc: wc, store: store, ns: ns, first: first, addr: l.Addr().String(),
+		stop: func() { cancel(); <-done; _ = srv.Close() }}
+	e.wait = func(what string, cond func() bool) {
+		deadline := time.Now().Add(2 * time.Minute)
+		for !cond() {
+			if time.Now().After(deadline) {
+				b.Fatalf("%s: %s not reached", name, what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	e.verdict = func(commit string) (reconciler.Verdict, bool) {
+		st, err := store.Load(ctx, "staging")
+		if err != nil {
+			return reconciler.Verdict{}, false
+		}
+		return st.VerdictFor(commit)
+	}
+	return e
+}
+
+// BenchmarkWebhookLatency measures, with polling at one hour, the time
+// from a push returning to ferry reconciling the pushed commit, through
+// Gitea's signed webhook.
+func BenchmarkWebhookLatency(b *testing.B) {
+	needCluster(b)
+	forge := needForge(b)
+	ctx := context.Background()
+	e := startBenchEnv(ctx, b, forge, "hook", "1h")
+	defer e.stop()
+	repo := "hook-" + e.ns
+	if _, _, err := forge.Client.CreateRepoHook(forge.User, repo, gitea.CreateHookOption{
+		Type: gitea.HookTypeGitea, Active: true, Events: []string{"push"},
+		Config: map[string]string{"url": "http://" + e.addr + "/hooks/gitea", "content_type": "json", "secret": "bench-secret"},
+	}); err != nil {
+		b.Fatal(err)
+	}
+	e.wait("first deploy", func() bool { _, ok := e.verdict(e.first); return ok })
+	var lat []time.Duration
+	for b.Loop() {
+		for i := range 5 {
+			files := mttrFiles("")
+			files["envs/staging/deployment.yaml"] = strings.Replace(files["envs/staging/deployment.yaml"], "web:v1", fmt.Sprintf("web:v1.%d", i+1), 1)
+			sha, err := e.wc.CommitAndPush(ctx, files, fmt.Sprintf("Deploy v1.%d", i+1))
+			if err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			e.wait("reconcile of the pushed commit", func() bool {
+				st, err := e.store.Load(ctx, "staging")
+				return err == nil && st.Target != nil && st.Target.Commit == sha
+			})
+			lat = append(lat, time.Since(start))
+			e.wait("verdict", func() bool { _, ok := e.verdict(sha); return ok })
+		}
+	}
+	fmt.Printf("\nwebhook push → reconcile of the pushed commit (poll interval 1h), median of %d: %s (max %s)\n",
+		len(lat), median(lat).Round(time.Millisecond), slices.Max(lat).Round(time.Millisecond))
+	b.ReportMetric(median(lat).Seconds(), "s-push-to-reconcile")
 }
