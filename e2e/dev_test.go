@@ -6,10 +6,10 @@ import (
 	"testing"
 )
 
-// TestDevStory runs the sandbox behind `make demo` unattended: it starts
+// TestDevStory runs `make demo` unattended: it starts
 // its own cluster and forge, plays the promote-then-revert story and exits 0.
 func TestDevStory(t *testing.T) {
-	cmd := exec.CommandContext(t.Context(), "go", "run", "../cmd/ferry", "dev", "--exit-after-story", "--addr", freeAddr(t))
+	cmd := exec.CommandContext(t.Context(), "make", "-C", "..", "demo", "DEMO_FLAGS=--exit-after-story --addr "+freeAddr(t))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("ferry dev: %v\n%s", err, out)

@@ -40,7 +40,7 @@ func startFerryProcess(t *testing.T, bin, configPath string) *exec.Cmd {
 	}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		_, _ = cmd.Process.Wait()
+		_ = cmd.Wait()
 		if t.Failed() {
 			data, _ := os.ReadFile(logf.Name())
 			t.Logf("ferry log:\n%s", data)
@@ -88,12 +88,27 @@ func TestKillDuringApply(t *testing.T) {
 		t.Log("the whole apply finished before the kill; the restart still has to keep everything")
 	}
 
-	startFerryProcess(t, bin, cfgPath)
+	second := startFerryProcess(t, bin, cfgPath)
 	requireHealthy(t, e.waitVerdict(t, commit, 3*time.Minute))
 	if got := owned(); got != n {
 		t.Fatalf("%d objects after restart, want %d", got, n)
 	}
 	if inv := e.state(t).Inventory; len(inv) != n {
 		t.Fatalf("inventory holds %d objects, want %d", len(inv), n)
+	}
+
+	// SIGTERM stops ferry cleanly.
+	if err := second.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- second.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("ferry run after SIGTERM: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("ferry run did not stop within 20s of SIGTERM")
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"code.gitea.io/sdk/gitea"
+	"github.com/go-git/go-git/v5/plumbing"
 	"golang.org/x/crypto/ssh"
 
 	"ferry.dev/ferry/e2e/harness"
@@ -272,4 +273,58 @@ func writeSecret(t *testing.T, path string, data []byte) string {
 func port(hostPort string) string {
 	_, p, _ := net.SplitHostPort(hostPort)
 	return p
+}
+
+// TestSourcePushCompareAndSwap: ferry's push moves a branch only from the
+// tip it expects; a branch someone moved meanwhile is left as it is.
+func TestSourcePushCompareAndSwap(t *testing.T) {
+	ctx := t.Context()
+	name := "push-cas"
+	if _, err := forge.CreateRepo(name); err != nil {
+		t.Fatal(err)
+	}
+	wc, err := forge.Clone(ctx, name, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wc.CommitAndPush(ctx, map[string]string{"a.txt": "1\n"}, "First"); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := source.Open(forge.CloneURL(name), source.Credentials{Token: forge.Token}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := repo.Fetch(ctx, "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := repo.CommitTree(base.Commit.TreeHash, []plumbing.Hash{base.Hash()}, "Mine\n", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Someone pushes first.
+	theirs, err := wc.CommitAndPush(ctx, map[string]string{"b.txt": "2\n"}, "Theirs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.Push(ctx, "main", mine.Hash(), base.Hash()); !errors.Is(err, source.ErrRejected) {
+		t.Fatalf("push over a moved branch: %v, want ErrRejected", err)
+	}
+	if tip, _ := repo.Tip(ctx, "main"); tip.String() != theirs {
+		t.Fatalf("main at %s, want their commit %s kept", tip, theirs[:7])
+	}
+	fresh, err := repo.Fetch(ctx, "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := repo.CommitTree(fresh.Commit.TreeHash, []plumbing.Hash{fresh.Hash()}, "Mine, again\n", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.Push(ctx, "main", again.Hash(), fresh.Hash()); err != nil {
+		t.Fatalf("push from the fresh tip: %v", err)
+	}
+	if tip, _ := repo.Tip(ctx, "main"); tip != again.Hash() {
+		t.Fatalf("main at %s, want %s", tip, again.Short())
+	}
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"code.gitea.io/sdk/gitea"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"ferry.dev/ferry/e2e/harness"
 )
@@ -160,6 +162,23 @@ func TestCommitStatusesAndBadges(t *testing.T) {
 		t.Fatal("status page lacks the history")
 	}
 	checkInChromium(t, addr, get("/badge/staging.svg"), bad[:7])
+
+	t.Log("Kubernetes Events on the state ConfigMap")
+	events := &corev1.EventList{}
+	if err := p.c.List(t.Context(), events, client.InNamespace(p.stateNS)); err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]bool{}
+	for _, ev := range events.Items {
+		if ev.InvolvedObject.Name == "ferry-state-staging" {
+			reasons[ev.Reason] = true
+		}
+	}
+	for _, want := range []string{"Healthy", "Promoted", "Failed", "Reverted"} {
+		if !reasons[want] {
+			t.Errorf("no %s event on ferry-state-staging (have %v)", want, reasons)
+		}
+	}
 	metrics := get("/metrics")
 	for _, want := range []string{`ferry_verdicts_total{environment="staging",outcome="Failed"} 1`, `ferry_reverts_total{environment="staging"} 1`,
 		`ferry_promotions_total{from="staging",to="production"} 3`} {
