@@ -71,4 +71,16 @@ func TestPullRequestPlan(t *testing.T) {
 		n, body := comment()
 		return n == 1 && strings.Contains(body, head2[:7]), fmt.Sprintf("%d plan comments: %s", n, body)
 	})
+
+	t.Log("a push that does not render")
+	files["envs/staging/extra.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra2\ndata: [unclosed\n"
+	head3, err := p.wc.CommitAndPush(t.Context(), files, "Break extra")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStatuses(t, p.repo, head3, "ferry/plan/staging", []string{"failure: render envs/staging"})
+	eventually(t, time.Minute, func() (bool, string) {
+		n, body := comment()
+		return n == 1 && strings.Contains(body, "Plan failed") && strings.Contains(body, "extra.yaml"), fmt.Sprintf("%d plan comments: %s", n, body)
+	})
 }

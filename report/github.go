@@ -81,7 +81,8 @@ func (g *gitHub) OpenPullRequests(ctx context.Context, repo Repo, base string) (
 			return nil, g.error(ctx, op, resp, err)
 		}
 		for _, pr := range prs {
-			out = append(out, PullRequest{Number: pr.GetNumber(), Head: pr.GetHead().GetSHA(), Base: pr.GetBase().GetRef()})
+			out = append(out, PullRequest{Number: pr.GetNumber(), Head: pr.GetHead().GetSHA(), Base: pr.GetBase().GetRef(),
+				Branch: pr.GetHead().GetRef(), URL: pr.GetHTMLURL()})
 		}
 		if resp.NextPage == 0 {
 			return out, nil
@@ -117,6 +118,27 @@ func (g *gitHub) Comment(ctx context.Context, repo Repo, pr int, marker, body st
 		opts.Page = resp.NextPage
 	}
 	_, resp, err := g.client.Issues.CreateComment(ctx, repo.Owner, repo.Name, pr, &github.IssueComment{Body: github.Ptr(full)})
+	return g.error(ctx, op, resp, err)
+}
+
+// CreatePullRequest opens a pull request from branch head into base.
+func (g *gitHub) CreatePullRequest(ctx context.Context, repo Repo, head, base, title, body string) (PullRequest, error) {
+	op := fmt.Sprintf("%s open pull request %s into %s", repo, head, base)
+	pr, resp, err := g.client.PullRequests.Create(ctx, repo.Owner, repo.Name, &github.NewPullRequest{
+		Title: github.Ptr(title), Head: github.Ptr(head), Base: github.Ptr(base), Body: github.Ptr(body)})
+	if err != nil {
+		return PullRequest{}, g.error(ctx, op, resp, err)
+	}
+	return PullRequest{Number: pr.GetNumber(), Head: pr.GetHead().GetSHA(), Base: base, Branch: head, URL: pr.GetHTMLURL()}, nil
+}
+
+// ClosePullRequest comments on pull request number and closes it.
+func (g *gitHub) ClosePullRequest(ctx context.Context, repo Repo, number int, comment string) error {
+	op := fmt.Sprintf("%s#%d close", repo, number)
+	if _, resp, err := g.client.Issues.CreateComment(ctx, repo.Owner, repo.Name, number, &github.IssueComment{Body: github.Ptr(comment)}); err != nil {
+		return g.error(ctx, op, resp, err)
+	}
+	_, resp, err := g.client.PullRequests.Edit(ctx, repo.Owner, repo.Name, number, &github.PullRequest{State: github.Ptr("closed")})
 	return g.error(ctx, op, resp, err)
 }
 

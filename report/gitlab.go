@@ -109,7 +109,7 @@ func (g *gitLab) OpenPullRequests(ctx context.Context, repo Repo, base string) (
 			return nil, g.error(ctx, op, resp, err)
 		}
 		for _, mr := range mrs {
-			out = append(out, PullRequest{Number: int(mr.IID), Head: mr.SHA, Base: mr.TargetBranch})
+			out = append(out, PullRequest{Number: int(mr.IID), Head: mr.SHA, Base: mr.TargetBranch, Branch: mr.SourceBranch, URL: mr.WebURL})
 		}
 		if resp.NextPage == 0 {
 			return out, nil
@@ -172,4 +172,28 @@ func (g *gitLab) error(ctx context.Context, op string, resp *gitlab.Response, er
 		}
 	}
 	return out
+}
+
+// CreatePullRequest opens a merge request from branch head into base.
+func (g *gitLab) CreatePullRequest(ctx context.Context, repo Repo, head, base, title, body string) (PullRequest, error) {
+	op := fmt.Sprintf("%s open merge request %s into %s", repo, head, base)
+	mr, resp, err := g.client.MergeRequests.CreateMergeRequest(repo.String(), &gitlab.CreateMergeRequestOptions{
+		Title: gitlab.Ptr(title), SourceBranch: gitlab.Ptr(head), TargetBranch: gitlab.Ptr(base), Description: gitlab.Ptr(body),
+	}, gitlab.WithContext(ctx))
+	if err != nil {
+		return PullRequest{}, g.error(ctx, op, resp, err)
+	}
+	return PullRequest{Number: int(mr.IID), Head: mr.SHA, Base: base, Branch: head, URL: mr.WebURL}, nil
+}
+
+// ClosePullRequest comments on merge request number and closes it.
+func (g *gitLab) ClosePullRequest(ctx context.Context, repo Repo, number int, comment string) error {
+	op := fmt.Sprintf("%s!%d close", repo, number)
+	if _, resp, err := g.client.Notes.CreateMergeRequestNote(repo.String(), int64(number),
+		&gitlab.CreateMergeRequestNoteOptions{Body: gitlab.Ptr(comment)}, gitlab.WithContext(ctx)); err != nil {
+		return g.error(ctx, op, resp, err)
+	}
+	_, resp, err := g.client.MergeRequests.UpdateMergeRequest(repo.String(), int64(number),
+		&gitlab.UpdateMergeRequestOptions{StateEvent: gitlab.Ptr("close")}, gitlab.WithContext(ctx))
+	return g.error(ctx, op, resp, err)
 }
