@@ -30,8 +30,8 @@ import (
 	"ferry.dev/ferry/apply"
 	"ferry.dev/ferry/bootstrap"
 	"ferry.dev/ferry/config"
-	"ferry.dev/ferry/e2e/harness"
 	"ferry.dev/ferry/manifests"
+	"ferry.dev/ferry/sandbox"
 )
 
 func bootRandom() string {
@@ -62,7 +62,7 @@ func bootOptions(t *testing.T, repo string, out io.Writer) bootstrap.Options {
 
 // bootRepo creates a repository, with one commit on main when seeded, and
 // returns a working copy of it.
-func bootRepo(t *testing.T, seeded bool) (string, *harness.Clone) {
+func bootRepo(t *testing.T, seeded bool) (string, *sandbox.Clone) {
 	t.Helper()
 	repo := "boot-" + bootRandom()
 	if _, err := forge.CreateRepo(repo); err != nil {
@@ -83,7 +83,7 @@ func bootRepo(t *testing.T, seeded bool) (string, *harness.Clone) {
 // bootHistory returns the commits of the remote's main, newest first (none
 // when main does not exist), and fails on any ref bootstrap's push check
 // might have left behind.
-func bootHistory(t *testing.T, wc *harness.Clone) []string {
+func bootHistory(t *testing.T, wc *sandbox.Clone) []string {
 	t.Helper()
 	refs, err := wc.Git(t.Context(), "ls-remote", "origin")
 	if err != nil {

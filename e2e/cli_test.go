@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"ferry.dev/ferry/e2e/harness"
 	"ferry.dev/ferry/reconciler"
+	"ferry.dev/ferry/sandbox"
 )
 
 // ferryCLI runs the ferry binary with the configuration and returns its
@@ -66,7 +66,7 @@ func TestRollbackHistoryRelease(t *testing.T) {
 
 	t.Log("a failure is reverted, its rendering quarantined, and released")
 	e.wc.Git(t.Context(), "checkout", "--quiet", "-B", "main", "origin/main")
-	bad := e.push(t, withPodAnnotation("v3", harness.FailCrashLoop), nil, "Deploy web v3")
+	bad := e.push(t, withPodAnnotation("v3", sandbox.FailCrashLoop), nil, "Deploy web v3")
 	eventually(t, time.Minute, func() (bool, string) {
 		v, _ := e.state(t).VerdictFor(bad)
 		return strings.HasPrefix(v.Action, "reverted by "), v.Action

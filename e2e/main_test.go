@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"ferry.dev/ferry/e2e/harness"
+	"ferry.dev/ferry/sandbox"
 )
 
 var (
-	cluster *harness.Cluster
-	forge   *harness.Gitea
+	cluster *sandbox.Cluster
+	forge   *sandbox.Gitea
 )
 
 func TestMain(m *testing.M) {
@@ -25,21 +25,21 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if reaped, err := harness.Reap(ctx); err != nil {
+	if reaped, err := sandbox.Reap(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: reap:", err)
 	} else if len(reaped) > 0 {
 		fmt.Fprintln(os.Stderr, "e2e: reaped stale instances:", reaped)
 	}
 	var err error
 	start := time.Now()
-	if cluster, err = harness.StartCluster(ctx, harness.DefaultClusterOptions()); err != nil {
+	if cluster, err = sandbox.StartCluster(ctx, sandbox.DefaultClusterOptions()); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 	defer stop("cluster", cluster.Stop)
 	fmt.Fprintf(os.Stderr, "e2e: cluster %s up in %s\n", cluster.Name, time.Since(start).Round(time.Millisecond))
 	start = time.Now()
-	if forge, err = harness.StartGitea(ctx); err != nil {
+	if forge, err = sandbox.StartGitea(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"ferry.dev/ferry/e2e/harness"
 	"ferry.dev/ferry/reconciler"
+	"ferry.dev/ferry/sandbox"
 )
 
 // productionCrashPatch makes only production's pods crash-loop.
@@ -70,7 +70,7 @@ func TestRevertThatFailsStalls(t *testing.T) {
 
 	// The bad commit crash-loops and makes a ConfigMap immutable, so the
 	// API server refuses to take it back to the last healthy data.
-	bad := withPodAnnotation("v2", harness.FailCrashLoop)
+	bad := withPodAnnotation("v2", sandbox.FailCrashLoop)
 	bad["base/config.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\nimmutable: true\ndata:\n  greeting: frozen\n"
 	badSHA := e.push(t, bad, nil, "Freeze config and deploy v2")
 	var revert string
@@ -196,7 +196,7 @@ func TestRevertThatWouldDeleteANamespaceIsHeld(t *testing.T) {
 	e.start(t)
 	requireHealthy(t, e.waitVerdict(t, first, 2*time.Minute))
 
-	bad := withPodAnnotation("v2", harness.FailCrashLoop)
+	bad := withPodAnnotation("v2", sandbox.FailCrashLoop)
 	bad["envs/staging/kustomization.yaml"] = "resources:\n  - ../../base\n  - extra.yaml\n  - ns.yaml\n"
 	bad["envs/staging/ns.yaml"] = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + e.ns + "-data\n"
 	t.Cleanup(func() { _ = e.c.Delete(t.Context(), namespaceObject(e.ns+"-data")) })

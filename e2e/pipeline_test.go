@@ -11,8 +11,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"ferry.dev/ferry/e2e/harness"
 	"ferry.dev/ferry/reconciler"
+	"ferry.dev/ferry/sandbox"
 )
 
 // pipeline is a repository with two environments: staging follows main
@@ -20,7 +20,7 @@ import (
 // at envs/production.
 type pipeline struct {
 	stateNS, stagingNS, prodNS, repo, tokenFile string
-	wc                                          *harness.Clone
+	wc                                          *sandbox.Clone
 	c                                           client.Client
 	stagingHealth                               string
 }
@@ -177,7 +177,7 @@ func TestPromoteAndRevert(t *testing.T) {
 
 	t.Log("a bad commit fails in staging and is reverted in git")
 	start := time.Now()
-	bad := p.pushMain(t, withPodAnnotation("v3", harness.FailCrashLoop), "Deploy web v3")
+	bad := p.pushMain(t, withPodAnnotation("v3", sandbox.FailCrashLoop), "Deploy web v3")
 	v := p.waitDecided(t, "staging", bad, time.Minute)
 	if v.Outcome != reconciler.OutcomeFailed || !strings.HasPrefix(v.Action, "reverted by ") {
 		t.Fatalf("bad commit in staging: %+v", v)
@@ -199,14 +199,14 @@ func TestPromoteAndRevert(t *testing.T) {
 	if rv := p.waitDecided(t, "staging", revert, 2*time.Minute); rv.Outcome != reconciler.OutcomeHealthy {
 		t.Fatalf("revert commit in staging: %+v", rv)
 	}
-	if ann := p.webTemplate(t, p.stagingNS); ann[harness.FailAnnotation] != "" || ann["image"] != "registry.invalid/web:v2" {
+	if ann := p.webTemplate(t, p.stagingNS); ann[sandbox.FailAnnotation] != "" || ann["image"] != "registry.invalid/web:v2" {
 		t.Fatalf("staging not back on the last healthy objects: %v", ann)
 	}
 	// The revert renders like the good commit, so production has nothing to take.
 	if tip := p.tip(t, "production"); tip != good {
 		t.Fatalf("production moved to %s, want it still at %s", tip[:7], good[:7])
 	}
-	if ann := p.webTemplate(t, p.prodNS); ann[harness.FailAnnotation] != "" {
+	if ann := p.webTemplate(t, p.prodNS); ann[sandbox.FailAnnotation] != "" {
 		t.Fatal("production saw the bad commit")
 	}
 
@@ -222,7 +222,7 @@ func TestPromoteAndRevert(t *testing.T) {
 	if qv.Outcome != reconciler.OutcomeQuarantined || !strings.Contains(qv.Reason, "identical to reverted "+bad[:7]) {
 		t.Fatalf("revert of the revert: %+v", qv)
 	}
-	if ann := p.webTemplate(t, p.stagingNS); ann[harness.FailAnnotation] != "" {
+	if ann := p.webTemplate(t, p.stagingNS); ann[sandbox.FailAnnotation] != "" {
 		t.Fatal("the quarantined rendering was applied")
 	}
 

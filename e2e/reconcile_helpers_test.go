@@ -15,15 +15,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"ferry.dev/ferry/config"
-	"ferry.dev/ferry/e2e/harness"
 	"ferry.dev/ferry/reconciler"
+	"ferry.dev/ferry/sandbox"
 )
 
 // testEnv is one environment under test: a Gitea repository, a namespace
 // for its objects, a namespace for ferry's state, and a running ferry.
 type testEnv struct {
 	name, ns, stateNS, repo, tokenFile string
-	wc                                 *harness.Clone
+	wc                                 *sandbox.Clone
 	c                                  client.Client
 	extra                              string // YAML appended to the environment's config
 	health                             string // the environment's health settings
@@ -192,6 +192,6 @@ spec:
 func withPodAnnotation(tag, mode string) map[string]string {
 	files := appFiles(tag)
 	files["base/deployment.yaml"] = strings.Replace(files["base/deployment.yaml"],
-		"      labels: {app: web}\n    spec:", fmt.Sprintf("      labels: {app: web}\n      annotations: {%s: %s}\n    spec:", harness.FailAnnotation, mode), 1)
+		"      labels: {app: web}\n    spec:", fmt.Sprintf("      labels: {app: web}\n      annotations: {%s: %s}\n    spec:", sandbox.FailAnnotation, mode), 1)
 	return files
 }

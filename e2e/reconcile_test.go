@@ -11,8 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"ferry.dev/ferry/e2e/harness"
 	"ferry.dev/ferry/reconciler"
+	"ferry.dev/ferry/sandbox"
 )
 
 func (e *testEnv) deployment(t *testing.T) (*appsv1.Deployment, bool) {
@@ -142,7 +142,7 @@ func TestReconcileCrashLoopFailsFast(t *testing.T) {
 	e.start(t)
 	requireHealthy(t, e.waitVerdict(t, first, 2*time.Minute))
 
-	files := withPodAnnotation("v2", harness.FailCrashLoop)
+	files := withPodAnnotation("v2", sandbox.FailCrashLoop)
 	start := time.Now()
 	bad := e.push(t, files, nil, "Deploy a crashing web")
 	v := e.waitVerdict(t, bad, time.Minute)
@@ -199,7 +199,7 @@ func TestReconcileNewerCommitCancelsVerify(t *testing.T) {
 	e.start(t)
 	requireHealthy(t, e.waitVerdict(t, first, 2*time.Minute))
 
-	stuck := e.push(t, withPodAnnotation("v2", harness.FailNeverReady), nil, "Deploy a never-ready web")
+	stuck := e.push(t, withPodAnnotation("v2", sandbox.FailNeverReady), nil, "Deploy a never-ready web")
 	eventually(t, time.Minute, func() (bool, string) {
 		st := e.state(t)
 		return st.Phase == reconciler.PhaseVerifying && st.Target != nil && st.Target.Commit == stuck, "phase " + string(st.Phase)
@@ -218,7 +218,7 @@ func TestReconcileNewerCommitCancelsVerify(t *testing.T) {
 // TestReconcileTimeout: a rollout that never turns ready times out, and the
 // verdict names what was not ready.
 func TestReconcileTimeout(t *testing.T) {
-	e := newTestEnv(t, withPodAnnotation("v1", harness.FailNeverReady))
+	e := newTestEnv(t, withPodAnnotation("v1", sandbox.FailNeverReady))
 	e.health = "{timeout: 5s, interval: 250ms}"
 	first, _ := e.wc.Git(t.Context(), "rev-parse", "HEAD")
 	e.start(t)

@@ -13,13 +13,13 @@ import (
 
 	"code.gitea.io/sdk/gitea"
 
-	"ferry.dev/ferry/e2e/harness"
 	"ferry.dev/ferry/report"
+	"ferry.dev/ferry/sandbox"
 )
 
 // reportRepo creates a repository with one commit on main and returns its
 // working copy, the commit, and the repository as report names it.
-func reportRepo(t *testing.T, name string) (*harness.Clone, string, report.Repo) {
+func reportRepo(t *testing.T, name string) (*sandbox.Clone, string, report.Repo) {
 	t.Helper()
 	if _, err := forge.CreateRepo(name); err != nil {
 		t.Fatal(err)
@@ -58,7 +58,7 @@ func statuses(t *testing.T, repo report.Repo, commit string) []string {
 // branchAndPR pushes a commit on a new branch from origin/main, then one on
 // main so no merge is a fast-forward, and opens a pull request of the
 // branch into main. It returns the pull request and its head.
-func branchAndPR(t *testing.T, wc *harness.Clone, name, branch string) (*gitea.PullRequest, string) {
+func branchAndPR(t *testing.T, wc *sandbox.Clone, name, branch string) (*gitea.PullRequest, string) {
 	t.Helper()
 	ctx := t.Context()
 	for _, args := range [][]string{{"fetch", "--quiet", "origin"}, {"checkout", "--quiet", "-B", branch, "origin/main"}} {

@@ -15,7 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"ferry.dev/ferry/e2e/harness"
+	"ferry.dev/ferry/sandbox"
 )
 
 // TestSmokeGitRoundTrip pushes with the git CLI and reads the commit back
@@ -187,15 +187,15 @@ func TestSmokeFailureStages(t *testing.T) {
 		mode   string
 		reason string // container waiting reason; "" means running but not ready
 	}{
-		{harness.FailCrashLoop, "CrashLoopBackOff"},
-		{harness.FailImagePull, "ImagePullBackOff"},
-		{harness.FailNeverReady, ""},
+		{sandbox.FailCrashLoop, "CrashLoopBackOff"},
+		{sandbox.FailImagePull, "ImagePullBackOff"},
+		{sandbox.FailNeverReady, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.mode, func(t *testing.T) {
 			ctx := t.Context()
 			ns := newNamespace(t)
-			dep := deployment(ns, "bad", 1, map[string]string{harness.FailAnnotation: tc.mode})
+			dep := deployment(ns, "bad", 1, map[string]string{sandbox.FailAnnotation: tc.mode})
 			if _, err := cluster.Client.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
@@ -222,7 +222,7 @@ func TestSmokeFailureStages(t *testing.T) {
 				}
 				return false, fmt.Sprintf("container state %+v", cs.State)
 			})
-			if tc.mode != harness.FailCrashLoop {
+			if tc.mode != sandbox.FailCrashLoop {
 				return
 			}
 			// A crash loop keeps raising restartCount and never turns ready.

@@ -18,13 +18,13 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"golang.org/x/crypto/ssh"
 
-	"ferry.dev/ferry/e2e/harness"
+	"ferry.dev/ferry/sandbox"
 	"ferry.dev/ferry/source"
 )
 
 // privateRepo creates a private repository with one pushed commit and
 // returns a working copy and the commit.
-func privateRepo(t *testing.T, name string) (*harness.Clone, string) {
+func privateRepo(t *testing.T, name string) (*sandbox.Clone, string) {
 	t.Helper()
 	if _, _, err := forge.Client.CreateRepo(gitea.CreateRepoOption{Name: name, Private: true, DefaultBranch: "main"}); err != nil {
 		t.Fatalf("create repo %s: %v", name, err)

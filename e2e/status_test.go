@@ -17,7 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"ferry.dev/ferry/e2e/harness"
+	"ferry.dev/ferry/sandbox"
 )
 
 func freeAddr(t *testing.T) string {
@@ -137,7 +137,7 @@ func TestCommitStatusesAndBadges(t *testing.T) {
 	}
 
 	t.Log("a bad commit, reverted")
-	bad := p.pushMain(t, withPodAnnotation("v3", harness.FailCrashLoop), "Deploy web v3")
+	bad := p.pushMain(t, withPodAnnotation("v3", sandbox.FailCrashLoop), "Deploy web v3")
 	v := p.waitDecided(t, "staging", bad, time.Minute)
 	revert := strings.TrimPrefix(v.Action, "reverted by ")
 	waitStatuses(t, p.repo, bad, "ferry/staging", []string{"pending: applying", "pending: verifying", "failure: Deployment", "failure: reverted by " + revert})

@@ -18,9 +18,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"ferry.dev/ferry/config"
-	"ferry.dev/ferry/e2e/harness"
 	"ferry.dev/ferry/reconciler"
 	"ferry.dev/ferry/report"
+	"ferry.dev/ferry/sandbox"
 )
 
 func mttrFiles(annotation string) map[string]string {
@@ -64,7 +64,7 @@ func BenchmarkMTTR(b *testing.B) {
 	b.ReportMetric(median(toRecovered).Seconds(), "s-to-recovered")
 }
 
-func mttrRound(b *testing.B, forge *harness.Gitea, round int) (toRevert, toRecovered time.Duration) {
+func mttrRound(b *testing.B, forge *sandbox.Gitea, round int) (toRevert, toRecovered time.Duration) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	e := startBenchEnv(ctx, b, forge, fmt.Sprintf("mttr-%d", round), "1s")
@@ -75,7 +75,7 @@ func mttrRound(b *testing.B, forge *harness.Gitea, round int) (toRevert, toRecov
 	wait("healthy first deploy", func() bool { v, ok := verdict(good); return ok && v.Outcome == reconciler.OutcomeHealthy })
 
 	start := time.Now()
-	bad, err := wc.CommitAndPush(ctx, mttrFiles("\n      annotations: {"+harness.FailAnnotation+": "+harness.FailCrashLoop+"}"), "Deploy a crashing web")
+	bad, err := wc.CommitAndPush(ctx, mttrFiles("\n      annotations: {"+sandbox.FailAnnotation+": "+sandbox.FailCrashLoop+"}"), "Deploy a crashing web")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func mttrRound(b *testing.B, forge *harness.Gitea, round int) (toRevert, toRecov
 		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, d); err != nil {
 			return false
 		}
-		return d.Spec.Template.Annotations[harness.FailAnnotation] == "" && d.Status.UpdatedReplicas == 3 && d.Status.AvailableReplicas == 3 && d.Status.ReadyReplicas == 3
+		return d.Spec.Template.Annotations[sandbox.FailAnnotation] == "" && d.Status.UpdatedReplicas == 3 && d.Status.AvailableReplicas == 3 && d.Status.ReadyReplicas == 3
 	})
 	return toRevert, time.Since(start)
 }
@@ -106,7 +106,7 @@ func mttrRound(b *testing.B, forge *harness.Gitea, round int) (toRevert, toRecov
 // benchEnv is one environment of a benchmark: a repository on the forge
 // and ferry reconciling it in this process, with its HTTP server.
 type benchEnv struct {
-	wc      *harness.Clone
+	wc      *sandbox.Clone
 	store   *reconciler.Store
 	ns      string
 	first   string
@@ -116,7 +116,7 @@ type benchEnv struct {
 	verdict func(commit string) (reconciler.Verdict, bool)
 }
 
-func startBenchEnv(ctx context.Context, b *testing.B, forge *harness.Gitea, name, interval string) *benchEnv {
+func startBenchEnv(ctx context.Context, b *testing.B, forge *sandbox.Gitea, name, interval string) *benchEnv {
 	ns, stateNS := newNamespace(b, "bench-env"), newNamespace(b, "bench-state")
 	repo := name + "-" + ns
 	if _, err := forge.CreateRepo(repo); err != nil {

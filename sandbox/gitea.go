@@ -1,4 +1,4 @@
-package harness
+package sandbox
 
 import (
 	"context"
@@ -117,7 +117,7 @@ func (g *Gitea) start(ctx context.Context) error {
 func (g *Gitea) configPath() string { return filepath.Join(g.dir, "app.ini") }
 
 func (g *Gitea) env() []string {
-	return append(os.Environ(), "GITEA_WORK_DIR="+g.dir, "HOME="+g.dir, "GIT_CONFIG_NOSYSTEM=1")
+	return toolEnv(g.bin, "GITEA_WORK_DIR="+g.dir, "HOME="+g.dir, "GIT_CONFIG_NOSYSTEM=1")
 }
 
 func (g *Gitea) cli(ctx context.Context, args ...string) (string, error) {

@@ -8,13 +8,13 @@ import (
 	"os"
 	"time"
 
-	"ferry.dev/ferry/e2e/harness"
+	"ferry.dev/ferry/sandbox"
 )
 
 func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	reaped, err := harness.Reap(ctx)
+	reaped, err := sandbox.Reap(ctx)
 	for _, name := range reaped {
 		fmt.Println("reaped", name)
 	}

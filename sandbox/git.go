@@ -1,4 +1,4 @@
-package harness
+package sandbox
 
 import (
 	"context"
@@ -48,7 +48,7 @@ func (c *Clone) Git(ctx context.Context, args ...string) (string, error) {
 	}, args...)
 	cmd := exec.CommandContext(ctx, "git", full...)
 	cmd.Dir = c.Dir
-	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1", "HOME="+c.g.dir)
+	cmd.Env = toolEnv(c.g.bin, "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1", "HOME="+c.g.dir)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("git %s: %w\n%s", strings.Join(args, " "), err, out)

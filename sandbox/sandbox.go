@@ -1,13 +1,18 @@
-// Package harness starts the real parts ferry is tested against: a kwok
-// control plane (etcd, kube-apiserver, kube-controller-manager,
+// Package sandbox starts the real parts ferry runs against on one machine:
+// a kwok control plane (etcd, kube-apiserver, kube-controller-manager,
 // kube-scheduler, kwok) and a Gitea forge, all on 127.0.0.1, built by the
-// tools/ toolchain into bin/. It is used by the end-to-end tests and by
-// `ferry dev`.
+// tools/ toolchain into bin/; a sample application repository; and the
+// scripted story `ferry dev` plays on it. `ferry dev`, the end-to-end tests
+// and the benchmarks use it.
+//
+// The sandbox names every binary it runs: each comes from the toolchain's
+// bin directory, never from whatever happens to be first on PATH (see
+// TestClusterIgnoresKubectlOnPath).
 //
 // Every instance lives in its own directory under RunDir together with the
 // PID of the process that owns it. Reap removes the instances whose owner is
 // gone (a test killed midway), and only those.
-package harness
+package sandbox
 
 import (
 	"context"
@@ -22,7 +27,7 @@ import (
 	"syscall"
 )
 
-// ToolNames lists the binaries the harness needs from the toolchain.
+// ToolNames lists the binaries the sandbox needs from the toolchain.
 var ToolNames = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd", "kwok", "kwokctl", "gitea"}
 
 // ErrNoToolchain reports that bin/ lacks the test toolchain.
@@ -67,6 +72,22 @@ func moduleRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// toolEnv is the environment of every child process the sandbox starts:
+// the toolchain's bin directory first on PATH, and kwokctl told which
+// kubectl to use, so a foreign kubectl on PATH is never run.
+func toolEnv(bin string, extra ...string) []string {
+	env := make([]string, 0, len(os.Environ())+len(extra)+2)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PATH=") && !strings.HasPrefix(kv, "KWOK_KUBECTL_BINARY=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env,
+		"PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"KWOK_KUBECTL_BINARY="+filepath.Join(bin, "kubectl"))
+	return append(env, extra...)
 }
 
 // RunDir is where instances keep their state: $FERRY_RUN_DIR, or
@@ -152,7 +173,7 @@ func newInstanceDir(kind, name string) (string, error) {
 }
 
 // Reap stops and removes every instance under RunDir whose owning process
-// has exited. Instances of live processes, and anything the harness did not
+// has exited. Instances of live processes, and anything the sandbox did not
 // create, are left alone. It returns the instances it removed.
 func Reap(ctx context.Context) ([]string, error) {
 	run, err := RunDir()

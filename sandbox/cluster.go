@@ -1,4 +1,4 @@
-package harness
+package sandbox
 
 import (
 	"bytes"
@@ -28,11 +28,11 @@ import (
 // Failure modes for simulated pods. Put FailAnnotation with one of them on a
 // pod template and its pods fail in that way (see stages/).
 const (
-	FailAnnotation   = "stage.ferry.dev/fail"
-	FailCrashLoop    = "CrashLoopBackOff"
-	FailImagePull    = "ImagePullBackOff"
-	FailNeverReady   = "NeverReady"
-	ExitCodeAnnotion = "stage.ferry.dev/exit-code"
+	FailAnnotation     = "stage.ferry.dev/fail"
+	FailCrashLoop      = "CrashLoopBackOff"
+	FailImagePull      = "ImagePullBackOff"
+	FailNeverReady     = "NeverReady"
+	ExitCodeAnnotation = "stage.ferry.dev/exit-code"
 )
 
 //go:embed stages/*.yaml
@@ -182,7 +182,7 @@ func stageConfig(bin string) ([]byte, error) {
 
 func (c *Cluster) kwokctl(ctx context.Context, bin string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, filepath.Join(bin, "kwokctl"), args...)
-	cmd.Env = append(os.Environ(), "KWOK_WORKDIR="+filepath.Join(c.dir, "kwok"))
+	cmd.Env = toolEnv(bin, "KWOK_WORKDIR="+filepath.Join(c.dir, "kwok"))
 	return cmd.CombinedOutput()
 }
 
