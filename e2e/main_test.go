@@ -55,21 +55,3 @@ func stop(what string, f func(context.Context) error) {
 		fmt.Fprintf(os.Stderr, "e2e: stop %s: %v\n", what, err)
 	}
 }
-
-// eventually polls cond every interval until it returns true or timeout
-// passes, then fails the test with the last message cond gave.
-func eventually(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var msg string
-	for {
-		var ok bool
-		if ok, msg = cond(); ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not reached within %s: %s", timeout, msg)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}

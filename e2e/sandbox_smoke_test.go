@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -239,38 +238,6 @@ func TestSmokeFailureStages(t *testing.T) {
 			})
 		})
 	}
-}
-
-func newNamespace(t *testing.T) string {
-	t.Helper()
-	ns, err := cluster.NewNamespace(t.Context(), "e2e-"+sanitize(t.Name()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = cluster.Client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
-	})
-	return ns
-}
-
-func sanitize(name string) string {
-	out := make([]byte, 0, len(name))
-	for _, c := range []byte(name) {
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-			out = append(out, c)
-		case c >= 'A' && c <= 'Z':
-			out = append(out, c+'a'-'A')
-		default:
-			out = append(out, '-')
-		}
-	}
-	if len(out) > 40 {
-		out = out[:40]
-	}
-	return string(out)
 }
 
 func deployment(ns, name string, replicas int32, podAnnotations map[string]string) *appsv1.Deployment {

@@ -4,11 +4,9 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,50 +17,6 @@ import (
 
 	"ferry.dev/ferry/sandbox"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// ferryStatuses returns ferry's statuses on commit for context, oldest first,
-// as "state: description".
-func ferryStatuses(t *testing.T, repo, commit, context string) []string {
-	t.Helper()
-	all, _, err := forge.Client.ListStatuses(forge.User, repo, commit, gitea.ListStatusesOption{ListOptions: gitea.ListOptions{PageSize: 50}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.SortFunc(all, func(a, b *gitea.Status) int { return int(a.ID - b.ID) })
-	var out []string
-	for _, s := range all {
-		if s.Context == context {
-			out = append(out, fmt.Sprintf("%s: %s", s.State, s.Description))
-		}
-	}
-	return out
-}
-
-func waitStatuses(t *testing.T, repo, commit, context string, want []string) {
-	t.Helper()
-	eventually(t, time.Minute, func() (bool, string) {
-		got := ferryStatuses(t, repo, commit, context)
-		if len(got) != len(want) {
-			return false, fmt.Sprintf("%s on %s: %q, want %q", context, commit[:7], got, want)
-		}
-		for i := range got {
-			if !strings.HasPrefix(got[i], want[i]) {
-				return false, fmt.Sprintf("%s on %s: %q, want %q", context, commit[:7], got, want)
-			}
-		}
-		return true, ""
-	})
-}
 
 // TestCommitStatusesAndBadges runs `ferry run` with Gitea as its forge and
 // checks the exact status sequence a person sees: on a healthy promoted
@@ -80,10 +34,7 @@ func TestCommitStatusesAndBadges(t *testing.T) {
 	// poll interval is an hour.
 	cfg := strings.ReplaceAll(p.config(), "interval: 1s", "interval: 1h") + fmt.Sprintf("server: {addr: %q, externalURL: \"http://%s\"}\nreport: {provider: gitea, url: %q, tokenFile: %s, webhookSecretFile: %s}\n",
 		addr, addr, strings.TrimSuffix(forge.URL, "/"), p.tokenFile, secretFile)
-	cfgPath := filepath.Join(t.TempDir(), "ferry.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, cfg)
 	if _, _, err := forge.Client.CreateRepoHook(forge.User, p.repo, gitea.CreateHookOption{
 		Type: gitea.HookTypeGitea, Active: true, Events: []string{"push", "pull_request"},
 		Config: map[string]string{"url": "http://" + addr + "/hooks/gitea", "content_type": "json", "secret": "s3cret-hook"},
