@@ -534,7 +534,10 @@ func TestLeader(t *testing.T) {
 
 	// Kill: no release; the new standby takes over once the lease expires.
 	procs[first] = le.startCompetitor(bin, ns, first)
-	time.Sleep(3 * time.Second) // let it join as standby
+	// why a sleep: a standby prints nothing when it joins, so there is no
+	// event to wait for; 3s lets it start and try the Lease before the
+	// leader is killed.
+	time.Sleep(3 * time.Second)
 	if err := procs[second].Process.Kill(); err != nil {
 		t.Fatal(err)
 	}

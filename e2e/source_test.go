@@ -180,7 +180,7 @@ func TestSourceSSH(t *testing.T) {
 		t.Fatal(err)
 	}
 	keyFile := writeSecret(t, filepath.Join(dir, "deploy_key"), deployKey)
-	hosts, err := forge.KnownHosts()
+	hosts, err := forge.KnownHosts(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

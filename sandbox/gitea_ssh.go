@@ -2,6 +2,8 @@ package sandbox
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,22 +11,25 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // KnownHosts returns known_hosts lines for Gitea's built-in SSH server, one
 // per host key, e.g. "[127.0.0.1]:38124 ssh-rsa AAAA...". Gitea generates
 // its host key (data/ssh/gitea.rsa, with gitea.rsa.pub beside it) when the
-// SSH server starts; KnownHosts waits briefly for it.
-func (g *Gitea) KnownHosts() ([]byte, error) {
+// SSH server starts; KnownHosts waits up to 30 seconds for it.
+func (g *Gitea) KnownHosts(ctx context.Context) ([]byte, error) {
 	pattern := filepath.Join(g.dir, "data", "ssh", "*.pub")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		out, err := g.knownHosts(pattern)
-		if err == nil || time.Now().After(deadline) {
-			return out, err
-		}
-		time.Sleep(100 * time.Millisecond)
+	var out []byte
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		out, last = g.knownHosts(pattern)
+		return last == nil, nil
+	})
+	if err != nil {
+		return nil, errors.Join(err, last)
 	}
+	return out, nil
 }
 
 func (g *Gitea) knownHosts(pattern string) ([]byte, error) {

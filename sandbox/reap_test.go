@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 func TestMain(m *testing.M) {
@@ -104,13 +106,12 @@ func TestReapRemovesOnlyDeadOwners(t *testing.T) {
 	if !slices.Equal(reaped, want) {
 		t.Fatalf("reaped %v, want %v", reaped, want)
 	}
-	deadline := time.Now().Add(10 * time.Second)
 	for _, d := range dirs {
-		for len(processesUnder(t, d)) > 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("processes of %s still running after reap: %v", d, processesUnder(t, d))
-			}
-			time.Sleep(100 * time.Millisecond)
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+			return len(processesUnder(t, d)) == 0, nil
+		})
+		if err != nil {
+			t.Fatalf("processes of %s still running after reap: %v", d, processesUnder(t, d))
 		}
 		if _, err := os.Stat(d); !os.IsNotExist(err) {
 			t.Fatalf("%s still exists after reap", d)

@@ -168,6 +168,9 @@ environments:
 			if time.Now().After(deadline) {
 				b.Fatalf("%s: %s not reached", name, what)
 			}
+			// why a sleep: the poll interval of this deadline wait; a
+			// ticker would do the same, and 20ms is the resolution of the
+			// times measured.
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
