@@ -65,18 +65,11 @@ func bootOptions(t *testing.T, repo string, out io.Writer) bootstrap.Options {
 func bootRepo(t *testing.T, seeded bool) (string, *sandbox.Clone) {
 	t.Helper()
 	repo := "boot-" + bootRandom()
-	if _, err := forge.CreateRepo(repo); err != nil {
-		t.Fatal(err)
-	}
-	wc, err := forge.Clone(t.Context(), repo, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	var files map[string]string
 	if seeded {
-		if _, err := wc.CommitAndPush(t.Context(), map[string]string{"README.md": "fleet\n"}, "Initial commit"); err != nil {
-			t.Fatal(err)
-		}
+		files = map[string]string{"README.md": "fleet\n"}
 	}
+	wc, _ := newRepo(t, repo, files, "Initial commit")
 	return repo, wc
 }
 

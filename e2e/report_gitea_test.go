@@ -21,17 +21,7 @@ import (
 // working copy, the commit, and the repository as report names it.
 func reportRepo(t *testing.T, name string) (*sandbox.Clone, string, report.Repo) {
 	t.Helper()
-	if _, err := forge.CreateRepo(name); err != nil {
-		t.Fatal(err)
-	}
-	wc, err := forge.Clone(t.Context(), name, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sha, err := wc.CommitAndPush(t.Context(), map[string]string{"envs/staging/cm.yaml": "v: 1\n"}, "Add staging")
-	if err != nil {
-		t.Fatal(err)
-	}
+	wc, sha := newRepo(t, name, map[string]string{"envs/staging/cm.yaml": "v: 1\n"}, "Add staging")
 	repo, err := report.ParseRepo(forge.CloneURL(name))
 	if err != nil {
 		t.Fatal(err)

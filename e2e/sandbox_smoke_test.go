@@ -22,17 +22,7 @@ import (
 func TestSmokeGitRoundTrip(t *testing.T) {
 	ctx := t.Context()
 	repo := "smoke-git"
-	if _, err := forge.CreateRepo(repo); err != nil {
-		t.Fatal(err)
-	}
-	wc, err := forge.Clone(ctx, repo, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sha, err := wc.CommitAndPush(ctx, map[string]string{"envs/staging/cm.yaml": "kind: ConfigMap\n"}, "Add staging")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, sha := newRepo(t, repo, map[string]string{"envs/staging/cm.yaml": "kind: ConfigMap\n"}, "Add staging")
 
 	r, err := git.CloneContext(ctx, memory.NewStorage(), nil, &git.CloneOptions{
 		URL:  forge.CloneURL(repo),
@@ -72,20 +62,9 @@ func TestSmokeGitRoundTrip(t *testing.T) {
 
 // TestSmokeCommitStatus posts a commit status and reads it back.
 func TestSmokeCommitStatus(t *testing.T) {
-	ctx := t.Context()
 	repo := "smoke-status"
-	if _, err := forge.CreateRepo(repo); err != nil {
-		t.Fatal(err)
-	}
-	wc, err := forge.Clone(ctx, repo, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sha, err := wc.CommitAndPush(ctx, map[string]string{"README.md": "hi\n"}, "Initial")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _, err = forge.Client.CreateStatus(forge.User, repo, sha, gitea.CreateStatusOption{
+	_, sha := newRepo(t, repo, map[string]string{"README.md": "hi\n"}, "Initial")
+	_, _, err := forge.Client.CreateStatus(forge.User, repo, sha, gitea.CreateStatusOption{
 		State: gitea.StatusSuccess, Context: "ferry/staging", Description: "healthy at " + sha[:7], TargetURL: "http://127.0.0.1/ferry",
 	})
 	if err != nil {
@@ -105,16 +84,7 @@ func TestSmokeCommitStatus(t *testing.T) {
 func TestSmokePullRequests(t *testing.T) {
 	ctx := t.Context()
 	repo := "smoke-pr"
-	if _, err := forge.CreateRepo(repo); err != nil {
-		t.Fatal(err)
-	}
-	wc, err := forge.Clone(ctx, repo, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := wc.CommitAndPush(ctx, map[string]string{"README.md": "hi\n"}, "Initial"); err != nil {
-		t.Fatal(err)
-	}
+	wc, _ := newRepo(t, repo, map[string]string{"README.md": "hi\n"}, "Initial")
 	for _, style := range []gitea.MergeStyle{gitea.MergeStyleMerge, gitea.MergeStyleSquash, gitea.MergeStyleRebase} {
 		branch := "change-" + string(style)
 		if _, err := wc.Git(ctx, "checkout", "--quiet", "-B", branch, "origin/main"); err != nil {

@@ -280,16 +280,7 @@ func port(hostPort string) string {
 func TestSourcePushCompareAndSwap(t *testing.T) {
 	ctx := t.Context()
 	name := "push-cas"
-	if _, err := forge.CreateRepo(name); err != nil {
-		t.Fatal(err)
-	}
-	wc, err := forge.Clone(ctx, name, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := wc.CommitAndPush(ctx, map[string]string{"a.txt": "1\n"}, "First"); err != nil {
-		t.Fatal(err)
-	}
+	wc, _ := newRepo(t, name, map[string]string{"a.txt": "1\n"}, "First")
 	repo, err := source.Open(forge.CloneURL(name), source.Credentials{Token: forge.Token}, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
