@@ -114,18 +114,31 @@ func (s *Story) revertOf(ctx context.Context, bad string) (string, error) {
 	if _, err := clone.Git(ctx, "fetch", "--quiet", "origin"); err != nil {
 		return "", err
 	}
-	// One record per commit: the SHA, a unit separator, the message.
-	log, err := clone.Git(ctx, "log", "--format=%H%x1f%B%x1e", bad+"..origin/main")
+	log, err := clone.Git(ctx, "log", "--format="+revertLogFormat, bad+"..origin/main")
 	if err != nil {
 		return "", err
 	}
+	if sha, ok := findRevert(log, bad); ok {
+		return sha, nil
+	}
+	return "", fmt.Errorf("%s: no commit on main carries %s: %s: %w", short(bad), source.TrailerReverted, bad, errNoRevert)
+}
+
+// revertLogFormat is the git log format findRevert reads: per commit, the
+// SHA, a unit separator, the message, a record separator.
+const revertLogFormat = "%H%x1f%B%x1e"
+
+// findRevert returns the first commit in log (revertLogFormat) whose
+// Ferry-Reverted trailer names bad. A message that merely mentions bad
+// does not count.
+func findRevert(log, bad string) (string, bool) {
 	for _, record := range strings.Split(log, "\x1e") {
 		sha, msg, ok := strings.Cut(strings.TrimSpace(record), "\x1f")
 		if ok && slices.Contains(source.Trailer(msg, source.TrailerReverted), bad) {
-			return sha, nil
+			return sha, true
 		}
 	}
-	return "", fmt.Errorf("%s: no commit on main carries %s: %s: %w", short(bad), source.TrailerReverted, bad, errNoRevert)
+	return "", false
 }
 
 // waitAll waits until ferry decided on commit in each env, in order.
