@@ -6,9 +6,13 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"ferry.dev/ferry/sandbox"
 )
@@ -19,6 +23,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// controller-runtime's clients log through a global logger; unset, it
+	// prints a stack trace saying so. Its warnings go to stderr as text.
+	ctrllog.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	os.Exit(run(m))
 }
 
