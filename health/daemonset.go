@@ -2,7 +2,6 @@ package health
 
 import (
 	"context"
-	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -22,13 +21,9 @@ func daemonSetPods(ctx context.Context, r client.Reader, obj *unstructured.Unstr
 	if !observed(ds.Generation, ds.Status.ObservedGeneration) || ds.Spec.Selector == nil {
 		return nil, nil
 	}
-	sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
-	if err != nil {
-		return nil, fmt.Errorf("selector: %w", err)
-	}
 	var revisions appsv1.ControllerRevisionList
-	if err := r.List(ctx, &revisions, client.InNamespace(ds.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
-		return nil, fmt.Errorf("list controllerrevisions: %w", err)
+	if err := listSelected(ctx, r, ds.Namespace, ds.Spec.Selector, &revisions, "controllerrevisions"); err != nil {
+		return nil, err
 	}
 	pods, err := listPods(ctx, r, ds.Namespace, ds.Spec.Selector)
 	if err != nil {

@@ -2,7 +2,6 @@ package health
 
 import (
 	"context"
-	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -47,13 +46,9 @@ func deploymentPods(ctx context.Context, r client.Reader, obj *unstructured.Unst
 	if !observed(d.Generation, d.Status.ObservedGeneration) || d.Spec.Selector == nil {
 		return nil, nil
 	}
-	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
-	if err != nil {
-		return nil, fmt.Errorf("selector: %w", err)
-	}
 	var rss appsv1.ReplicaSetList
-	if err := r.List(ctx, &rss, client.InNamespace(d.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
-		return nil, fmt.Errorf("list replicasets: %w", err)
+	if err := listSelected(ctx, r, d.Namespace, d.Spec.Selector, &rss, "replicasets"); err != nil {
+		return nil, err
 	}
 	pods, err := listPods(ctx, r, d.Namespace, d.Spec.Selector)
 	if err != nil {
