@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"ferry.dev/ferry/manifests"
+	"ferry.dev/ferry/state"
 )
 
 // Problem is one failed preflight check: what failed, why, and the fix.
@@ -173,7 +174,7 @@ func (r *run) checkGit(ctx context.Context) (string, *Problem) {
 	if tip.IsZero() {
 		return fmt.Sprintf("git %s readable (branch %s does not exist yet and will be created)", r.opts.Repo, r.opts.Branch), nil
 	}
-	return fmt.Sprintf("git %s readable (branch %s at %s)", r.opts.Repo, r.opts.Branch, tip.String()[:7]), nil
+	return fmt.Sprintf("git %s readable (branch %s at %s)", r.opts.Repo, r.opts.Branch, state.Short(tip.String())), nil
 }
 
 // checkPush pushes and deletes a temporary ref.

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"ferry.dev/ferry/e2e/harness"
-	"ferry.dev/ferry/reconciler"
+	"ferry.dev/ferry/state"
 )
 
 // ferryCLI runs the ferry binary with the configuration and returns its
@@ -69,7 +69,7 @@ func TestRollbackHistoryRelease(t *testing.T) {
 	bad := e.push(t, withPodAnnotation("v3", harness.FailCrashLoop), nil, "Deploy web v3")
 	eventually(t, time.Minute, func() (bool, string) {
 		v, _ := e.state(t).VerdictFor(bad)
-		return strings.HasPrefix(v.Action, "reverted by "), v.Action
+		return strings.HasPrefix(v.Action.String(), "reverted by "), v.Action.String()
 	})
 	out, code = ferryCLI(t, bin, cfgPath, "history", e.name)
 	for _, want := range []string{"REVISION", bad[:7], "Failed", "reverted by", "CrashLoopBackOff", second[:7], "Healthy", "quarantined:"} {
@@ -90,5 +90,5 @@ func TestRollbackHistoryRelease(t *testing.T) {
 	if out, code := ferryCLI(t, bin, cfgPath, "release", e.name, bad[:7]); code == 0 || !strings.Contains(out, "nothing quarantined") {
 		t.Fatalf("second release: exit %d\n%s", code, out)
 	}
-	_ = reconciler.OutcomeHealthy
+	_ = state.OutcomeHealthy
 }

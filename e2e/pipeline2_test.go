@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"ferry.dev/ferry/e2e/harness"
-	"ferry.dev/ferry/reconciler"
+	"ferry.dev/ferry/state"
 )
 
 // productionCrashPatch makes only production's pods crash-loop.
@@ -34,11 +34,11 @@ func TestProductionFailureRevertsProduction(t *testing.T) {
 	p.waitDecided(t, "production", first, 2*time.Minute)
 
 	bad := p.pushMain(t, map[string]string{"envs/production/kustomization.yaml": productionCrashPatch}, "Tune production")
-	if v := p.waitDecided(t, "staging", bad, 2*time.Minute); v.Outcome != reconciler.OutcomeHealthy || v.Action != "promoted to production" {
+	if v := p.waitDecided(t, "staging", bad, 2*time.Minute); v.Outcome != state.OutcomeHealthy || v.Action.String() != "promoted to production" {
 		t.Fatalf("staging: %+v", v)
 	}
 	v := p.waitDecided(t, "production", bad, time.Minute)
-	if v.Outcome != reconciler.OutcomeFailed || !strings.HasPrefix(v.Action, "reverted by ") {
+	if v.Outcome != state.OutcomeFailed || !strings.HasPrefix(v.Action.String(), "reverted by ") {
 		t.Fatalf("production: %+v", v)
 	}
 	revert := p.tip(t, "production")
@@ -51,10 +51,10 @@ func TestProductionFailureRevertsProduction(t *testing.T) {
 	if p.tip(t, "main") != bad {
 		t.Fatal("main was changed by production's revert")
 	}
-	if sv, _ := p.state(t, "staging").VerdictFor(bad); sv.Outcome != reconciler.OutcomeHealthy {
+	if sv, _ := p.state(t, "staging").VerdictFor(bad); sv.Outcome != state.OutcomeHealthy {
 		t.Fatalf("staging's verdict changed: %+v", sv)
 	}
-	if rv := p.waitDecided(t, "production", revert, 2*time.Minute); rv.Outcome != reconciler.OutcomeHealthy {
+	if rv := p.waitDecided(t, "production", revert, 2*time.Minute); rv.Outcome != state.OutcomeHealthy {
 		t.Fatalf("production revert: %+v", rv)
 	}
 }
@@ -76,16 +76,16 @@ func TestRevertThatFailsStalls(t *testing.T) {
 	var revert string
 	eventually(t, time.Minute, func() (bool, string) {
 		v, _ := e.state(t).VerdictFor(badSHA)
-		revert = strings.TrimPrefix(v.Action, "reverted by ")
-		return revert != v.Action, fmt.Sprintf("verdict %+v", v)
+		revert = strings.TrimPrefix(v.Action.String(), "reverted by ")
+		return revert != v.Action.String(), fmt.Sprintf("verdict %+v", v)
 	})
 	eventually(t, time.Minute, func() (bool, string) {
 		st := e.state(t)
-		return st.Phase == reconciler.PhaseStalled, fmt.Sprintf("phase %s: %s", st.Phase, st.Message)
+		return st.Phase == state.PhaseStalled, fmt.Sprintf("phase %s: %s", st.Phase, st.Message)
 	})
 	st := e.state(t)
 	rv := st.History[0]
-	if !strings.HasPrefix(rv.Commit, revert) || rv.Outcome != reconciler.OutcomeError || !strings.HasPrefix(rv.Action, "stalled: ") {
+	if !strings.HasPrefix(rv.Commit, revert) || rv.Outcome != state.OutcomeError || !strings.HasPrefix(rv.Action.String(), "stalled: ") {
 		t.Fatalf("history head: %+v, want the revert %s failed and stalled", rv, revert)
 	}
 	time.Sleep(3 * time.Second) // a few more intervals: still no second revert
@@ -109,13 +109,13 @@ func TestHotfixHoldsPromotion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := p.waitDecided(t, "production", hotfix, 2*time.Minute); v.Outcome != reconciler.OutcomeHealthy {
+	if v := p.waitDecided(t, "production", hotfix, 2*time.Minute); v.Outcome != state.OutcomeHealthy {
 		t.Fatalf("hotfix: %+v", v)
 	}
 	good := p.pushMain(t, pipelineFiles("v2"), "Deploy web v2")
 	v := p.waitDecided(t, "staging", good, 2*time.Minute)
 	want := fmt.Sprintf("held: production has %s (Hotfix production) that main lacks", hotfix[:7])
-	if v.Outcome != reconciler.OutcomeHealthy || v.Action != want {
+	if v.Outcome != state.OutcomeHealthy || v.Action.String() != want {
 		t.Fatalf("staging decision: %+v, want %q", v, want)
 	}
 	if tip := p.tip(t, "production"); tip != hotfix {
@@ -133,13 +133,13 @@ func TestDecisionsResumeExactlyOnce(t *testing.T) {
 	p.waitDecided(t, "production", first, 2*time.Minute)
 	stop()
 
-	store := reconciler.NewStore(p.c, p.stateNS)
-	undecided := func(commit string, outcome reconciler.Outcome, healthy bool) {
+	store := state.NewStore(p.c, p.stateNS)
+	undecided := func(commit string, outcome state.Outcome, healthy bool) {
 		t.Helper()
-		if _, err := store.Update(t.Context(), "staging", func(st *reconciler.State) error {
-			st.Record(reconciler.Verdict{Commit: commit, Outcome: outcome, Reason: "recorded before a crash", Started: time.Now(), Finished: time.Now()})
+		if _, err := store.Update(t.Context(), "staging", func(st *state.State) error {
+			st.Record(state.Verdict{Commit: commit, Outcome: outcome, Reason: "recorded before a crash", Started: time.Now(), Finished: time.Now()})
 			if healthy {
-				st.LastHealthy = &reconciler.Revision{Commit: commit, Time: time.Now()}
+				st.LastHealthy = &state.Revision{Commit: commit, Time: time.Now()}
 			}
 			return nil
 		}); err != nil {
@@ -149,9 +149,9 @@ func TestDecisionsResumeExactlyOnce(t *testing.T) {
 
 	t.Log("a healthy verdict without its promotion")
 	good := p.pushMain(t, pipelineFiles("v2"), "Deploy web v2")
-	undecided(good, reconciler.OutcomeHealthy, true)
+	undecided(good, state.OutcomeHealthy, true)
 	stop = startFerry(t, p.config())
-	if v := p.waitDecided(t, "staging", good, time.Minute); v.Action != "promoted to production" {
+	if v := p.waitDecided(t, "staging", good, time.Minute); v.Action.String() != "promoted to production" {
 		t.Fatalf("after restart: %+v", v)
 	}
 	if tip := p.tip(t, "production"); tip != good {
@@ -161,16 +161,16 @@ func TestDecisionsResumeExactlyOnce(t *testing.T) {
 
 	t.Log("a failed verdict without its revert")
 	bad := p.pushMain(t, pipelineFiles("v3"), "Deploy web v3")
-	undecided(bad, reconciler.OutcomeFailed, false)
+	undecided(bad, state.OutcomeFailed, false)
 	stop = startFerry(t, p.config())
 	v := p.waitDecided(t, "staging", bad, time.Minute)
-	if !strings.HasPrefix(v.Action, "reverted by ") {
+	if !strings.HasPrefix(v.Action.String(), "reverted by ") {
 		t.Fatalf("after restart: %+v", v)
 	}
 	stop()
 	// As if ferry died after the push and before recording it.
-	if _, err := store.Update(t.Context(), "staging", func(st *reconciler.State) error {
-		st.SetAction(bad, "")
+	if _, err := store.Update(t.Context(), "staging", func(st *state.State) error {
+		st.SetAction(bad, state.Action{})
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -201,12 +201,12 @@ func TestRevertThatWouldDeleteANamespaceIsHeld(t *testing.T) {
 	bad["envs/staging/ns.yaml"] = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + e.ns + "-data\n"
 	t.Cleanup(func() { _ = e.c.Delete(t.Context(), namespaceObject(e.ns+"-data")) })
 	badSHA := e.push(t, bad, nil, "Add a data namespace and v2")
-	var v reconciler.Verdict
+	var v state.Verdict
 	eventually(t, time.Minute, func() (bool, string) {
 		v, _ = e.state(t).VerdictFor(badSHA)
-		return v.Action != "", fmt.Sprintf("verdict %+v", v)
+		return !v.Action.IsZero(), fmt.Sprintf("verdict %+v", v)
 	})
-	if v.Outcome != reconciler.OutcomeFailed || !strings.Contains(v.Action, "held: the revert would delete Namespace "+e.ns+"-data") {
+	if v.Outcome != state.OutcomeFailed || !strings.Contains(v.Action.String(), "held: the revert would delete Namespace "+e.ns+"-data") {
 		t.Fatalf("decision: %+v", v)
 	}
 	e.wc.Git(t.Context(), "fetch", "--quiet", "origin")

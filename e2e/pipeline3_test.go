@@ -8,8 +8,9 @@ import (
 
 	"code.gitea.io/sdk/gitea"
 
+	ferryforge "ferry.dev/ferry/forge"
 	"ferry.dev/ferry/reconciler"
-	"ferry.dev/ferry/report"
+	"ferry.dev/ferry/state"
 )
 
 // TestPromoteByPullRequest: in pull-request mode a verified commit gets
@@ -19,13 +20,13 @@ func TestPromoteByPullRequest(t *testing.T) {
 	p := newPipeline(t, pipelineFiles("v1"))
 	cfg := strings.Replace(p.config(), "mode: push", "mode: pull-request", 1) +
 		fmt.Sprintf("report: {provider: gitea, url: %q, tokenFile: %s}\n", strings.TrimSuffix(forge.URL, "/"), p.tokenFile)
-	provider, err := report.NewGitea(strings.TrimSuffix(forge.URL, "/"), forge.Token)
+	provider, err := ferryforge.NewGitea(strings.TrimSuffix(forge.URL, "/"), forge.Token)
 	if err != nil {
 		t.Fatal(err)
 	}
 	first := p.tip(t, "main")
 	startFerryWith(t, cfg, func(o *reconciler.Options) { o.PullRequests = provider.(reconciler.PullRequests) })
-	if v := p.waitDecided(t, "staging", first, 2*time.Minute); v.Action != "promoted to production" {
+	if v := p.waitDecided(t, "staging", first, 2*time.Minute); v.Action.String() != "promoted to production" {
 		t.Fatalf("first commit (production already has its tree): %+v", v)
 	}
 	openPRs := func() []*gitea.PullRequest {
@@ -38,7 +39,7 @@ func TestPromoteByPullRequest(t *testing.T) {
 
 	good := p.pushMain(t, pipelineFiles("v2"), "Deploy web v2")
 	v := p.waitDecided(t, "staging", good, 2*time.Minute)
-	if !strings.HasPrefix(v.Action, "promoted to production (pull request #") {
+	if !strings.HasPrefix(v.Action.String(), "promoted to production (pull request #") {
 		t.Fatalf("good commit: %+v", v)
 	}
 	time.Sleep(3 * time.Second) // more reconciles of the same commit open nothing more
@@ -54,7 +55,7 @@ func TestPromoteByPullRequest(t *testing.T) {
 
 	newer := p.pushMain(t, pipelineFiles("v3"), "Deploy web v3")
 	v = p.waitDecided(t, "staging", newer, 2*time.Minute)
-	if !strings.HasPrefix(v.Action, "promoted to production (pull request #") {
+	if !strings.HasPrefix(v.Action.String(), "promoted to production (pull request #") {
 		t.Fatalf("newer commit: %+v", v)
 	}
 	prs = openPRs()
@@ -84,7 +85,7 @@ func TestPromotionAfterProductionRevert(t *testing.T) {
 	startFerry(t, p.config())
 	p.waitDecided(t, "production", first, 2*time.Minute)
 	bad := p.pushMain(t, map[string]string{"envs/production/kustomization.yaml": productionCrashPatch}, "Tune production")
-	if v := p.waitDecided(t, "production", bad, time.Minute); !strings.HasPrefix(v.Action, "reverted by ") {
+	if v := p.waitDecided(t, "production", bad, time.Minute); !strings.HasPrefix(v.Action.String(), "reverted by ") {
 		t.Fatalf("production: %+v", v)
 	}
 	revert := p.tip(t, "production")
@@ -92,7 +93,7 @@ func TestPromotionAfterProductionRevert(t *testing.T) {
 	t.Log("a staging-only change still carrying production's reverted rendering")
 	same := p.pushMain(t, map[string]string{"envs/staging/extra.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  k: v2\n"}, "Tune staging")
 	v := p.waitDecided(t, "staging", same, 2*time.Minute)
-	if v.Outcome != reconciler.OutcomeHealthy || !strings.Contains(v.Action, "held: production renders identical to "+bad[:7]) {
+	if v.Outcome != state.OutcomeHealthy || !strings.Contains(v.Action.String(), "held: production renders identical to "+bad[:7]) {
 		t.Fatalf("promotion of a quarantined rendering: %+v", v)
 	}
 	if tip := p.tip(t, "production"); tip != revert {
@@ -101,7 +102,7 @@ func TestPromotionAfterProductionRevert(t *testing.T) {
 
 	t.Log("the fix is promoted with a promotion commit")
 	fix := p.pushMain(t, map[string]string{"envs/production/kustomization.yaml": pipelineFiles("v1")["envs/production/kustomization.yaml"]}, "Fix production")
-	if v := p.waitDecided(t, "staging", fix, 2*time.Minute); v.Action != "promoted to production" {
+	if v := p.waitDecided(t, "staging", fix, 2*time.Minute); v.Action.String() != "promoted to production" {
 		t.Fatalf("fix: %+v", v)
 	}
 	promo := p.tip(t, "production")
@@ -114,7 +115,7 @@ func TestPromotionAfterProductionRevert(t *testing.T) {
 	if msg := p.git(t, "log", "-1", "--format=%B", promo); !strings.Contains(msg, "Ferry-Promoted-From: staging@"+fix) {
 		t.Fatalf("promotion commit message:\n%s", msg)
 	}
-	if v := p.waitDecided(t, "production", promo, 2*time.Minute); v.Outcome != reconciler.OutcomeHealthy {
+	if v := p.waitDecided(t, "production", promo, 2*time.Minute); v.Outcome != state.OutcomeHealthy {
 		t.Fatalf("production on the promotion commit: %+v", v)
 	}
 }

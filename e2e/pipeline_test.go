@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"ferry.dev/ferry/e2e/harness"
-	"ferry.dev/ferry/reconciler"
+	"ferry.dev/ferry/state"
 )
 
 // pipeline is a repository with two environments: staging follows main
@@ -77,9 +77,9 @@ environments:
 `, p.stateNS, forge.CloneURL(p.repo), p.tokenFile, cluster.Kubeconfig, p.stagingNS, p.prodNS, p.stagingHealth)
 }
 
-func (p *pipeline) state(t *testing.T, env string) *reconciler.State {
+func (p *pipeline) state(t *testing.T, env string) *state.State {
 	t.Helper()
-	st, err := reconciler.NewStore(p.c, p.stateNS).Load(t.Context(), env)
+	st, err := state.NewStore(p.c, p.stateNS).Load(t.Context(), env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,14 +87,14 @@ func (p *pipeline) state(t *testing.T, env string) *reconciler.State {
 }
 
 // waitDecided waits until env has a verdict on commit and a decision on it.
-func (p *pipeline) waitDecided(t *testing.T, env, commit string, timeout time.Duration) reconciler.Verdict {
+func (p *pipeline) waitDecided(t *testing.T, env, commit string, timeout time.Duration) state.Verdict {
 	t.Helper()
-	var v reconciler.Verdict
+	var v state.Verdict
 	eventually(t, timeout, func() (bool, string) {
 		st := p.state(t, env)
 		var ok bool
 		v, ok = st.VerdictFor(commit)
-		return ok && v.Action != "", fmt.Sprintf("%s: no decision on %s yet (verdict %+v); phase %s: %s", env, commit[:7], v, st.Phase, st.Message)
+		return ok && !v.Action.IsZero(), fmt.Sprintf("%s: no decision on %s yet (verdict %+v); phase %s: %s", env, commit[:7], v, st.Phase, st.Message)
 	})
 	return v
 }
@@ -155,20 +155,20 @@ func TestPromoteAndRevert(t *testing.T) {
 	p := newPipeline(t, pipelineFiles("v1"))
 	first := p.tip(t, "main")
 	startFerry(t, p.config())
-	if v := p.waitDecided(t, "staging", first, 2*time.Minute); v.Outcome != reconciler.OutcomeHealthy || v.Action != "promoted to production" {
+	if v := p.waitDecided(t, "staging", first, 2*time.Minute); v.Outcome != state.OutcomeHealthy || v.Action.String() != "promoted to production" {
 		t.Fatalf("first commit in staging: %+v", v)
 	}
 	p.waitDecided(t, "production", first, 2*time.Minute)
 
 	t.Log("a good commit is promoted by fast-forward")
 	good := p.pushMain(t, pipelineFiles("v2"), "Deploy web v2")
-	if v := p.waitDecided(t, "staging", good, 2*time.Minute); v.Outcome != reconciler.OutcomeHealthy || v.Action != "promoted to production" {
+	if v := p.waitDecided(t, "staging", good, 2*time.Minute); v.Outcome != state.OutcomeHealthy || v.Action.String() != "promoted to production" {
 		t.Fatalf("good commit in staging: %+v", v)
 	}
 	if tip := p.tip(t, "production"); tip != good {
 		t.Fatalf("production at %s, want the fast-forward to %s", tip[:7], good[:7])
 	}
-	if v := p.waitDecided(t, "production", good, 2*time.Minute); v.Outcome != reconciler.OutcomeHealthy {
+	if v := p.waitDecided(t, "production", good, 2*time.Minute); v.Outcome != state.OutcomeHealthy {
 		t.Fatalf("good commit in production: %+v", v)
 	}
 	if img := p.webTemplate(t, p.prodNS)["image"]; img != "registry.invalid/web:v2" {
@@ -179,11 +179,11 @@ func TestPromoteAndRevert(t *testing.T) {
 	start := time.Now()
 	bad := p.pushMain(t, withPodAnnotation("v3", harness.FailCrashLoop), "Deploy web v3")
 	v := p.waitDecided(t, "staging", bad, time.Minute)
-	if v.Outcome != reconciler.OutcomeFailed || !strings.HasPrefix(v.Action, "reverted by ") {
+	if v.Outcome != state.OutcomeFailed || !strings.HasPrefix(v.Action.String(), "reverted by ") {
 		t.Fatalf("bad commit in staging: %+v", v)
 	}
 	revert := p.tip(t, "main")
-	t.Logf("bad commit reverted after %s: %s", time.Since(start).Round(time.Millisecond), v.Action)
+	t.Logf("bad commit reverted after %s: %s", time.Since(start).Round(time.Millisecond), v.Action.String())
 	msg := p.git(t, "log", "-1", "--format=%B", revert)
 	for _, want := range []string{`Revert "Deploy web v3"`, "This reverts commit " + bad + ".", "Ferry-Reverted: " + bad, "Ferry-Reason: Deployment"} {
 		if !strings.Contains(msg, want) {
@@ -196,7 +196,7 @@ func TestPromoteAndRevert(t *testing.T) {
 	if p.git(t, "rev-parse", revert+"^{tree}") != p.git(t, "rev-parse", good+"^{tree}") {
 		t.Error("revert's tree is not the last healthy revision's tree")
 	}
-	if rv := p.waitDecided(t, "staging", revert, 2*time.Minute); rv.Outcome != reconciler.OutcomeHealthy {
+	if rv := p.waitDecided(t, "staging", revert, 2*time.Minute); rv.Outcome != state.OutcomeHealthy {
 		t.Fatalf("revert commit in staging: %+v", rv)
 	}
 	if ann := p.webTemplate(t, p.stagingNS); ann[harness.FailAnnotation] != "" || ann["image"] != "registry.invalid/web:v2" {
@@ -219,7 +219,7 @@ func TestPromoteAndRevert(t *testing.T) {
 	}
 	again := p.git(t, "rev-parse", "HEAD")
 	qv := p.waitDecided(t, "staging", again, time.Minute)
-	if qv.Outcome != reconciler.OutcomeQuarantined || !strings.Contains(qv.Reason, "identical to reverted "+bad[:7]) {
+	if qv.Outcome != state.OutcomeQuarantined || !strings.Contains(qv.Reason, "identical to reverted "+bad[:7]) {
 		t.Fatalf("revert of the revert: %+v", qv)
 	}
 	if ann := p.webTemplate(t, p.stagingNS); ann[harness.FailAnnotation] != "" {
@@ -227,7 +227,7 @@ func TestPromoteAndRevert(t *testing.T) {
 	}
 
 	t.Log("releasing it lets the loop evaluate it again")
-	if _, err := reconciler.NewStore(p.c, p.stateNS).Update(t.Context(), "staging", func(st *reconciler.State) error {
+	if _, err := state.NewStore(p.c, p.stateNS).Update(t.Context(), "staging", func(st *state.State) error {
 		if released := st.Release(bad[:7]); len(released) != 1 {
 			return fmt.Errorf("released %v", released)
 		}
@@ -236,7 +236,7 @@ func TestPromoteAndRevert(t *testing.T) {
 		t.Fatal(err)
 	}
 	rv := p.waitDecided(t, "staging", again, time.Minute)
-	if rv.Outcome != reconciler.OutcomeFailed {
+	if rv.Outcome != state.OutcomeFailed {
 		t.Fatalf("released commit: %+v, want it applied and failed again", rv)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"ferry.dev/ferry/config"
 	"ferry.dev/ferry/e2e/harness"
 	"ferry.dev/ferry/reconciler"
+	"ferry.dev/ferry/state"
 )
 
 // testEnv is one environment under test: a Gitea repository, a namespace
@@ -107,9 +108,9 @@ func startFerryWith(t *testing.T, cfgYAML string, adjust func(*reconciler.Option
 	return stop
 }
 
-func (e *testEnv) state(t *testing.T) *reconciler.State {
+func (e *testEnv) state(t *testing.T) *state.State {
 	t.Helper()
-	st, err := reconciler.NewStore(e.c, e.stateNS).Load(t.Context(), e.name)
+	st, err := state.NewStore(e.c, e.stateNS).Load(t.Context(), e.name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,9 +118,9 @@ func (e *testEnv) state(t *testing.T) *reconciler.State {
 }
 
 // waitVerdict waits for ferry's verdict on commit and returns it.
-func (e *testEnv) waitVerdict(t *testing.T, commit string, timeout time.Duration) reconciler.Verdict {
+func (e *testEnv) waitVerdict(t *testing.T, commit string, timeout time.Duration) state.Verdict {
 	t.Helper()
-	var v reconciler.Verdict
+	var v state.Verdict
 	eventually(t, timeout, func() (bool, string) {
 		st := e.state(t)
 		var ok bool

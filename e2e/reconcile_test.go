@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"ferry.dev/ferry/e2e/harness"
-	"ferry.dev/ferry/reconciler"
+	"ferry.dev/ferry/state"
 )
 
 func (e *testEnv) deployment(t *testing.T) (*appsv1.Deployment, bool) {
@@ -36,9 +36,9 @@ func (e *testEnv) waitImage(t *testing.T, image string) {
 	})
 }
 
-func requireHealthy(t *testing.T, v reconciler.Verdict) {
+func requireHealthy(t *testing.T, v state.Verdict) {
 	t.Helper()
-	if v.Outcome != reconciler.OutcomeHealthy {
+	if v.Outcome != state.OutcomeHealthy {
 		t.Fatalf("verdict on %s: %s (%s), want Healthy", v.Commit[:7], v.Outcome, v.Reason)
 	}
 }
@@ -110,7 +110,7 @@ func TestReconcileLifecycle(t *testing.T) {
 		"envs/staging/kustomization.yaml": "resources:\n  - ../../base\n  - extra.yaml\nimages:\n  - name: registry.invalid/web\n    newTag: v3\n",
 	}, nil, "Break the overlay")
 	v := e.waitVerdict(t, broken, time.Minute)
-	if v.Outcome != reconciler.OutcomeError || !strings.Contains(v.Reason, "extra.yaml") || !strings.Contains(v.Reason, "line") {
+	if v.Outcome != state.OutcomeError || !strings.Contains(v.Reason, "extra.yaml") || !strings.Contains(v.Reason, "line") {
 		t.Fatalf("verdict on broken commit: %s %q; want Error naming extra.yaml and the line", v.Outcome, v.Reason)
 	}
 	e.waitImage(t, "registry.invalid/web:v2") // unchanged: v3 was not applied
@@ -121,7 +121,7 @@ func TestReconcileLifecycle(t *testing.T) {
 	t.Log("a kustomize error is recorded too")
 	kerr := e.push(t, map[string]string{"envs/staging/kustomization.yaml": "resources:\n  - ../../base\n  - missing.yaml\n"}, nil, "Reference a missing file")
 	v = e.waitVerdict(t, kerr, time.Minute)
-	if v.Outcome != reconciler.OutcomeError || !strings.Contains(v.Reason, "missing.yaml") {
+	if v.Outcome != state.OutcomeError || !strings.Contains(v.Reason, "missing.yaml") {
 		t.Fatalf("verdict on kustomize error: %s %q", v.Outcome, v.Reason)
 	}
 
@@ -147,14 +147,14 @@ func TestReconcileCrashLoopFailsFast(t *testing.T) {
 	bad := e.push(t, files, nil, "Deploy a crashing web")
 	v := e.waitVerdict(t, bad, time.Minute)
 	took := time.Since(start)
-	if v.Outcome != reconciler.OutcomeFailed || !strings.Contains(v.Reason, "CrashLoopBackOff") {
+	if v.Outcome != state.OutcomeFailed || !strings.Contains(v.Reason, "CrashLoopBackOff") {
 		t.Fatalf("verdict: %s %q; want Failed with CrashLoopBackOff", v.Outcome, v.Reason)
 	}
 	if took > time.Minute {
 		t.Fatalf("failed after %s; the health timeout is 2m, fail-fast should be much sooner", took)
 	}
 	t.Logf("crash loop failed after %s: %s", took.Round(time.Millisecond), v.Reason)
-	if st := e.state(t); st.LastHealthy.Commit != first || st.Phase != reconciler.PhaseFailed {
+	if st := e.state(t); st.LastHealthy.Commit != first || st.Phase != state.PhaseFailed {
 		t.Fatalf("state: phase %s, last healthy %s", st.Phase, st.LastHealthy.Commit[:7])
 	}
 }
@@ -202,7 +202,7 @@ func TestReconcileNewerCommitCancelsVerify(t *testing.T) {
 	stuck := e.push(t, withPodAnnotation("v2", harness.FailNeverReady), nil, "Deploy a never-ready web")
 	eventually(t, time.Minute, func() (bool, string) {
 		st := e.state(t)
-		return st.Phase == reconciler.PhaseVerifying && st.Target != nil && st.Target.Commit == stuck, "phase " + string(st.Phase)
+		return st.Phase == state.PhaseVerifying && st.Target != nil && st.Target.Commit == stuck, "phase " + string(st.Phase)
 	})
 	start := time.Now()
 	fix := e.push(t, appFiles("v3"), nil, "Fix web")
@@ -223,7 +223,7 @@ func TestReconcileTimeout(t *testing.T) {
 	first, _ := e.wc.Git(t.Context(), "rev-parse", "HEAD")
 	e.start(t)
 	v := e.waitVerdict(t, first, time.Minute)
-	if v.Outcome != reconciler.OutcomeTimedOut || !strings.Contains(v.Reason, "Deployment") || !strings.Contains(v.Reason, "web") {
+	if v.Outcome != state.OutcomeTimedOut || !strings.Contains(v.Reason, "Deployment") || !strings.Contains(v.Reason, "web") {
 		t.Fatalf("verdict: %s %q, want TimedOut naming the Deployment", v.Outcome, v.Reason)
 	}
 	if st := e.state(t); st.LastHealthy != nil {

@@ -19,10 +19,12 @@ import (
 
 	"ferry.dev/ferry/apply"
 	"ferry.dev/ferry/config"
+	"ferry.dev/ferry/forge"
 	"ferry.dev/ferry/health"
 	"ferry.dev/ferry/render"
-	"ferry.dev/ferry/report"
+	"ferry.dev/ferry/server"
 	"ferry.dev/ferry/source"
+	"ferry.dev/ferry/state"
 )
 
 // Options configures a Manager beyond the configuration file.
@@ -38,9 +40,9 @@ type Options struct {
 	// announced by webhooks.
 	Forge pullRequestLister
 	// Reporter posts commit statuses; nil posts none.
-	Reporter *report.Reporter
+	Reporter *forge.Reporter
 	// Metrics records Prometheus metrics; nil records none.
-	Metrics *report.Metrics
+	Metrics *server.Metrics
 	// ExternalURL is where people reach ferry, for the links in statuses.
 	ExternalURL string
 }
@@ -65,7 +67,7 @@ type Manager struct {
 	envs map[string]*Reconciler
 	// Clients holds a client per environment's cluster, for the CLI.
 	clients map[string]client.Client
-	stores  map[string]*Store
+	stores  map[string]*state.Store
 	planned planned
 	pulls   pullRequestLister
 	// planEvery is how often open pull requests are polled for plans.
@@ -77,7 +79,7 @@ type Manager struct {
 func NewManager(ctx context.Context, cfg *config.Config, opts Options) (*Manager, error) {
 	opts = opts.withDefaults()
 	opts.Metrics.Init(envNames(cfg)...)
-	m := &Manager{cfg: cfg, envs: map[string]*Reconciler{}, clients: map[string]client.Client{}, stores: map[string]*Store{},
+	m := &Manager{cfg: cfg, envs: map[string]*Reconciler{}, clients: map[string]client.Client{}, stores: map[string]*state.Store{},
 		pulls: opts.Forge, planEvery: time.Minute}
 	for _, e := range cfg.Environments {
 		m.planEvery = min(m.planEvery, e.Source.Interval)
@@ -120,13 +122,13 @@ func NewManager(ctx context.Context, cfg *config.Config, opts Options) (*Manager
 			errs = append(errs, fmt.Errorf("environment %s: %w", env.Name, err))
 			continue
 		}
-		store := NewStore(c, cfg.Namespace)
+		store := state.NewStore(c, cfg.Namespace)
 		r := New(Environment{Name: env.Name, Path: env.Source.Path, Interval: env.Source.Interval, Prune: env.PruneEnabled(), Health: hopts,
 			Repo: repo, Branch: env.Source.Branch, OnFailure: env.OnFailure, MaxPruneFraction: env.MaxPruneFraction,
 			AllowDestructive: env.AllowDestructive},
 			w, renderer, apply.New(c, aopts), health.NewChecker(c), store, opts.Log)
-		r.notify = notifier{reporter: opts.Reporter, metrics: opts.Metrics, externalURL: opts.ExternalURL, client: c, namespace: cfg.Namespace}
-		if repo, err := report.ParseRepo(env.Source.URL); err == nil {
+		r.notify = notifier{reporter: opts.Reporter, metrics: opts.Metrics, externalURL: opts.ExternalURL, events: true}
+		if repo, err := forge.ParseRepo(env.Source.URL); err == nil {
 			r.notify.repo, r.notify.hasRepo = repo, true
 		}
 		m.envs[env.Name], m.clients[env.Name], m.stores[env.Name] = r, c, store
@@ -195,7 +197,7 @@ func (m *Manager) Trigger(env string) bool {
 }
 
 // Store returns the state store of env's cluster.
-func (m *Manager) Store(env string) (*Store, bool) {
+func (m *Manager) Store(env string) (*state.Store, bool) {
 	s, ok := m.stores[env]
 	return s, ok
 }
@@ -288,5 +290,5 @@ func postsStatuses(m *Manager) bool {
 
 // pullRequestLister lists the open pull requests into a branch.
 type pullRequestLister interface {
-	OpenPullRequests(ctx context.Context, repo report.Repo, base string) ([]report.PullRequest, error)
+	OpenPullRequests(ctx context.Context, repo forge.Repo, base string) ([]forge.PullRequest, error)
 }

@@ -3,19 +3,21 @@ package reconciler
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"ferry.dev/ferry/config"
 	"ferry.dev/ferry/source"
+	"ferry.dev/ferry/state"
 )
 
 // envHandle is what a one-shot command needs of one environment.
 type envHandle struct {
 	env    *config.Environment
 	client client.Client
-	store  *Store
+	store  *state.Store
 	repo   *source.Repository
 }
 
@@ -37,11 +39,11 @@ func openEnvironment(ctx context.Context, cfg *config.Config, name string, opts 
 	if err != nil {
 		return nil, err
 	}
-	return &envHandle{env: env, client: c, store: NewStore(c, cfg.Namespace), repo: repo}, nil
+	return &envHandle{env: env, client: c, store: state.NewStore(c, cfg.Namespace), repo: repo}, nil
 }
 
 // LoadState returns the state of a configured environment.
-func LoadState(ctx context.Context, cfg *config.Config, name string, opts Options) (*State, error) {
+func LoadState(ctx context.Context, cfg *config.Config, name string, opts Options) (*state.State, error) {
 	env, ok := cfg.Environment(name)
 	if !ok {
 		return nil, fmt.Errorf("environment %q is not configured", name)
@@ -50,12 +52,12 @@ func LoadState(ctx context.Context, cfg *config.Config, name string, opts Option
 	if err != nil {
 		return nil, err
 	}
-	return NewStore(c, cfg.Namespace).Load(ctx, name)
+	return state.NewStore(c, cfg.Namespace).Load(ctx, name)
 }
 
 // Release lifts the quarantine of a digest (or of the commit that was
 // reverted for it), so the loop evaluates the commits rendering to it again.
-func Release(ctx context.Context, cfg *config.Config, name, digestOrSHA string, opts Options) ([]Quarantined, error) {
+func Release(ctx context.Context, cfg *config.Config, name, digestOrSHA string, opts Options) ([]state.Quarantined, error) {
 	env, ok := cfg.Environment(name)
 	if !ok {
 		return nil, fmt.Errorf("environment %q is not configured", name)
@@ -64,8 +66,8 @@ func Release(ctx context.Context, cfg *config.Config, name, digestOrSHA string, 
 	if err != nil {
 		return nil, err
 	}
-	var released []Quarantined
-	_, err = NewStore(c, cfg.Namespace).Update(ctx, name, func(st *State) error {
+	var released []state.Quarantined
+	_, err = state.NewStore(c, cfg.Namespace).Update(ctx, name, func(st *state.State) error {
 		released = st.Release(digestOrSHA)
 		if len(released) == 0 {
 			return fmt.Errorf("%s: nothing quarantined matches %q", name, digestOrSHA)
@@ -100,7 +102,7 @@ func Rollback(ctx context.Context, cfg *config.Config, name, to string, opts Opt
 		target = st.LastHealthy.Commit
 	default:
 		for _, v := range st.History {
-			if v.Outcome == OutcomeHealthy && len(to) >= 7 && len(v.Commit) >= len(to) && v.Commit[:len(to)] == to {
+			if v.Outcome == state.OutcomeHealthy && len(to) >= 7 && len(v.Commit) >= len(to) && v.Commit[:len(to)] == to {
 				target = v.Commit
 				break
 			}
@@ -110,7 +112,7 @@ func Rollback(ctx context.Context, cfg *config.Config, name, to string, opts Opt
 		}
 	}
 	if target == tip.Hash().String() {
-		return nil, fmt.Errorf("%s is already at %s", name, target[:7])
+		return nil, fmt.Errorf("%s is already at %s", name, state.Short(target))
 	}
 	undone, err := h.repo.FirstParents(tip.Hash(), plumbing.NewHash(target), 500)
 	if err != nil {
@@ -120,8 +122,8 @@ func Rollback(ctx context.Context, cfg *config.Config, name, to string, opts Opt
 	if err != nil {
 		return nil, err
 	}
-	msg := revertMessage(undone, "rolled back by a person to "+target[:7]+" (ferry rollback)")
-	rev, err := h.repo.CommitTree(targetRev.Commit.TreeHash, []plumbing.Hash{tip.Hash()}, msg, timeNow())
+	msg := revertMessage(undone, "rolled back by a person to "+state.Short(target)+" (ferry rollback)")
+	rev, err := h.repo.CommitTree(targetRev.Commit.TreeHash, []plumbing.Hash{tip.Hash()}, msg, time.Now())
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"ferry.dev/ferry/config"
 	"ferry.dev/ferry/render"
 	"ferry.dev/ferry/source"
+	"ferry.dev/ferry/state"
 )
 
 // Preview is what applying a branch's tip to an environment would change.
@@ -37,7 +38,7 @@ func PlanEnvironment(ctx context.Context, cfg *config.Config, name, ref string, 
 	if err != nil {
 		return nil, fmt.Errorf("%s render %s: %w", name, env.Source.Path, err)
 	}
-	st, err := NewStore(c, cfg.Namespace).Load(ctx, name)
+	st, err := state.NewStore(c, cfg.Namespace).Load(ctx, name)
 	if err != nil {
 		return nil, err
 	}

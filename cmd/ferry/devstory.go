@@ -8,6 +8,7 @@ import (
 
 	"ferry.dev/ferry/e2e/harness"
 	"ferry.dev/ferry/reconciler"
+	"ferry.dev/ferry/state"
 )
 
 // devStory is the scripted part of ferry dev: a good change is promoted,
@@ -61,8 +62,8 @@ func (d *devStory) play(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if revert, ok := strings.CutPrefix(v.Action, "reverted by "); ok {
-		if _, err := d.wait(ctx, "staging", d.full(ctx, revert)); err != nil {
+	if v.Action.Kind == state.ActionReverted {
+		if _, err := d.wait(ctx, "staging", d.full(ctx, v.Action.Target)); err != nil {
 			return err
 		}
 	}
@@ -94,20 +95,20 @@ func (d *devStory) full(ctx context.Context, short string) string {
 }
 
 // wait prints env's progress on commit until ferry decided on it.
-func (d *devStory) wait(ctx context.Context, env, commit string) (reconciler.Verdict, error) {
+func (d *devStory) wait(ctx context.Context, env, commit string) (state.Verdict, error) {
 	store, _ := d.m.Store(env)
 	last := ""
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
 		st, err := store.Load(ctx, env)
 		if err == nil {
-			if v, ok := st.VerdictFor(commit); ok && v.Action != "" {
+			if v, ok := st.VerdictFor(commit); ok && !v.Action.IsZero() {
 				msg := fmt.Sprintf("  %s @ %s: %s", env, commit[:7], v.Outcome)
-				if v.Reason != "" && v.Outcome != reconciler.OutcomeHealthy {
+				if v.Reason != "" && v.Outcome != state.OutcomeHealthy {
 					msg += " (" + v.Reason + ")"
 				}
-				if v.Action != "none" {
-					msg += " → " + v.Action
+				if v.Action.Kind != state.ActionNone {
+					msg += " → " + v.Action.String()
 				}
 				d.s.say("%s", msg)
 				return v, nil
@@ -121,9 +122,9 @@ func (d *devStory) wait(ctx context.Context, env, commit string) (reconciler.Ver
 		}
 		select {
 		case <-ctx.Done():
-			return reconciler.Verdict{}, ctx.Err()
+			return state.Verdict{}, ctx.Err()
 		case <-time.After(300 * time.Millisecond):
 		}
 	}
-	return reconciler.Verdict{}, fmt.Errorf("%s: no decision on %s within 3 minutes", env, commit[:7])
+	return state.Verdict{}, fmt.Errorf("%s: no decision on %s within 3 minutes", env, commit[:7])
 }

@@ -8,7 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ferry.dev/ferry/internal/text"
 	"ferry.dev/ferry/reconciler"
+	"ferry.dev/ferry/state"
 )
 
 func quietOptions() reconciler.Options { return reconciler.Options{Log: newLogger("error")} }
@@ -34,16 +36,16 @@ func newHistoryCmd() *cobra.Command {
 			}
 			fmt.Fprintln(out)
 			if st.LastHealthy != nil {
-				fmt.Fprintf(out, "last healthy: %s %s\n", st.LastHealthy.Commit[:7], shortDigest(st.LastHealthy.Digest))
+				fmt.Fprintf(out, "last healthy: %s %s\n", state.Short(st.LastHealthy.Commit), shortDigest(st.LastHealthy.Digest))
 			}
 			for _, q := range st.Quarantine {
-				fmt.Fprintf(out, "quarantined: %s (reverted %s)\n", shortDigest(q.Digest), q.Commit[:7])
+				fmt.Fprintf(out, "quarantined: %s (reverted %s)\n", shortDigest(q.Digest), state.Short(q.Commit))
 			}
 			w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "REVISION\tDIGEST\tVERDICT\tDURATION\tACTION\tREASON")
 			for _, v := range st.History {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Commit[:7], shortDigest(v.Digest), v.Outcome,
-					v.Finished.Sub(v.Started).Round(time.Millisecond), v.Action, oneLine(v.Reason))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", state.Short(v.Commit), shortDigest(v.Digest), v.Outcome,
+					v.Finished.Sub(v.Started).Round(time.Millisecond), v.Action, text.OneLine(v.Reason, 120))
 			}
 			return w.Flush()
 		},
@@ -61,14 +63,6 @@ func shortDigest(d string) string {
 	return d
 }
 
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 120 {
-		s = s[:119] + "…"
-	}
-	return s
-}
-
 func newReleaseCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "release <environment> <digest|sha>",
@@ -84,7 +78,7 @@ func newReleaseCmd() *cobra.Command {
 				return err
 			}
 			for _, q := range released {
-				fmt.Fprintf(cmd.OutOrStdout(), "released %s (reverted %s) in %s\n", shortDigest(q.Digest), q.Commit[:7], args[0])
+				fmt.Fprintf(cmd.OutOrStdout(), "released %s (reverted %s) in %s\n", shortDigest(q.Digest), state.Short(q.Commit), args[0])
 			}
 			return nil
 		},

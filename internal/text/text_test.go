@@ -37,34 +37,45 @@ func TestOneLine(t *testing.T) {
 	}
 }
 
-func TestTruncate(t *testing.T) {
-	long := strings.Repeat("ü", 200)
-	got := Truncate(long, 140)
-	if utf8.RuneCountInString(got) != 140 || !strings.HasSuffix(got, Ellipsis) || !utf8.ValidString(got) {
-		t.Fatalf("Truncate of 200 ü to 140 = %d runes %q", utf8.RuneCountInString(got), got)
-	}
-	if Truncate("a\nb", 5) != "a\nb" {
-		t.Fatal("Truncate changed a short string")
-	}
-}
-
-func TestScrub(t *testing.T) {
-	cases := []struct{ in, want string }{
-		{"clone https://user:pass@example.com/a.git failed", "clone https://[redacted]@example.com/a.git failed"},
-		{"ssh://git@example.com/a.git", "ssh://git@example.com/a.git"},
-		{"token s3cret leaked", "token [redacted] leaked"},
-	}
-	for _, tc := range cases {
-		if got := Scrub(tc.in, "s3cret", "x"); got != tc.want {
-			t.Errorf("Scrub(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
 func TestIsHex(t *testing.T) {
 	for s, want := range map[string]bool{"abc123": true, "ABCDEF": true, "": false, "xyz": false, "12 3": false} {
 		if IsHex(s) != want {
 			t.Errorf("IsHex(%q) = %v", s, !want)
+		}
+	}
+}
+
+// testToken stands for a forge token in messages.
+const testToken = "ghp_0123456789abcdef"
+
+func TestTruncate(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 140, "short"},
+		{strings.Repeat("a", 140), 140, strings.Repeat("a", 140)},
+		{strings.Repeat("a", 141), 140, strings.Repeat("a", 139) + "…"},
+		{strings.Repeat("日", 150), 140, strings.Repeat("日", 139) + "…"},
+		{"abc", 0, ""},
+	} {
+		if got := Truncate(tc.in, tc.n); got != tc.want {
+			t.Errorf("Truncate(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}
+
+func TestScrub(t *testing.T) {
+	for in, want := range map[string]string{
+		"fetch https://ferry:" + testToken + "@git.example.com/a.git: 401": "fetch https://[redacted]@git.example.com/a.git: 401",
+		"clone https://" + testToken + "@github.com/a/b":                   "clone https://[redacted]@github.com/a/b",
+		"ssh://git@github.com/a/b.git":                                     "ssh://git@github.com/a/b.git",
+		"mail me at dev@example.com":                                       "mail me at dev@example.com",
+		"Bearer " + testToken:                                              "Bearer [redacted]",
+	} {
+		if got := Scrub(in, testToken, "a"); got != want {
+			t.Errorf("Scrub(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
