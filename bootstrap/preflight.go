@@ -19,8 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"ferry.dev/ferry/cluster"
 	"ferry.dev/ferry/manifests"
 	"ferry.dev/ferry/state"
 )
@@ -156,9 +156,9 @@ func (r *run) checkCluster(ctx context.Context) (string, *Problem) {
 	if err != nil {
 		return "", &Problem{Check: "cluster", Err: fmt.Errorf("%s: %w", r.cfg.Host, err), Fix: fix}
 	}
-	c, err := client.New(r.cfg, client.Options{})
+	c, err := cluster.NewClient(r.cfg)
 	if err != nil {
-		return "", &Problem{Check: "cluster", Err: fmt.Errorf("%s: %w", r.cfg.Host, err), Fix: fix}
+		return "", &Problem{Check: "cluster", Err: err, Fix: fix}
 	}
 	r.clients, r.client = clients, c
 	return fmt.Sprintf("cluster %s reachable (Kubernetes %s)", r.cfg.Host, v.GitVersion), nil

@@ -20,7 +20,7 @@ func (m *Manager) Environments() []string {
 
 // Environment returns env's state for the status API, page and badges.
 func (m *Manager) Environment(ctx context.Context, env string) (*state.Environment, error) {
-	store, ok := m.stores[env]
+	store, ok := m.Store(env)
 	if !ok {
 		return nil, fmt.Errorf("environment %q is not configured", env)
 	}

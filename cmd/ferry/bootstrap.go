@@ -13,9 +13,9 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"ferry.dev/ferry/bootstrap"
+	"ferry.dev/ferry/cluster"
 	"ferry.dev/ferry/config"
 	"ferry.dev/ferry/manifests"
-	"ferry.dev/ferry/reconciler"
 )
 
 // gitTokenEnv holds a git token when no credential flag is given.
@@ -60,7 +60,7 @@ Credentials: --token-file (or $` + gitTokenEnv + `), or --username with
 			opts.Namespace = ferryNamespace(cmd)
 			opts.Out = cmd.OutOrStdout()
 			quietControllerRuntime()
-			cfg, err := reconciler.RESTConfig(config.Cluster{Kubeconfig: kubeconfig, Context: kubeContext})
+			cfg, err := cluster.RESTConfig(config.Cluster{Kubeconfig: kubeconfig, Context: kubeContext})
 			if err != nil {
 				return fmt.Errorf("%s: no cluster: %w\n  fix: pass --kubeconfig (and --context), or set $KUBECONFIG", cmd.Name(), err)
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"ferry.dev/ferry/cluster"
 	"ferry.dev/ferry/config"
 	"ferry.dev/ferry/forge"
 	"ferry.dev/ferry/reconciler"
@@ -166,7 +167,7 @@ func runElected(ctx context.Context, cfg *config.Config, run func(context.Contex
 	if identity == "" {
 		return run(ctx)
 	}
-	rc, err := reconciler.RESTConfig(config.Cluster{})
+	rc, err := cluster.RESTConfig(config.Cluster{})
 	if err != nil {
 		return err
 	}

@@ -8,8 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"ferry.dev/ferry/bootstrap"
+	"ferry.dev/ferry/cluster"
 	"ferry.dev/ferry/config"
-	"ferry.dev/ferry/reconciler"
 )
 
 func newUninstallCmd() *cobra.Command {
@@ -36,7 +36,7 @@ commit, or leave it for a later bootstrap, which reuses its ferry.yaml.`,
 			opts.Namespace = ferryNamespace(cmd)
 			opts.Out = cmd.OutOrStdout()
 			quietControllerRuntime()
-			cfg, err := reconciler.RESTConfig(config.Cluster{Kubeconfig: kubeconfig, Context: kubeContext})
+			cfg, err := cluster.RESTConfig(config.Cluster{Kubeconfig: kubeconfig, Context: kubeContext})
 			if err != nil {
 				return fmt.Errorf("%s: no cluster: %w\n  fix: pass --kubeconfig (and --context), or set $KUBECONFIG", cmd.Name(), err)
 			}
