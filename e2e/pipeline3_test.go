@@ -25,7 +25,7 @@ func TestPromoteByPullRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := p.tip(t, "main")
-	startFerryWith(t, cfg, func(o *reconciler.Options) { o.PullRequests = provider.(reconciler.PullRequests) })
+	startFerryWith(t, cfg, func(o *reconciler.Options) { o.PullRequests = provider.(ferryforge.PullRequests) })
 	if v := p.waitDecided(t, "staging", first, 2*time.Minute); v.Action.String() != "promoted to production" {
 		t.Fatalf("first commit (production already has its tree): %+v", v)
 	}

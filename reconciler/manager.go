@@ -25,7 +25,7 @@ type Options struct {
 	// Log receives structured logs (default slog.Default()).
 	Log *slog.Logger
 	// PullRequests opens promotion pull requests (pull-request mode).
-	PullRequests PullRequests
+	PullRequests forge.PullRequests
 	// Forge lists open pull requests, to plan them; nil plans only those
 	// announced by webhooks.
 	Forge pullRequestLister

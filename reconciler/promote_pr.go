@@ -12,24 +12,14 @@ import (
 	"ferry.dev/ferry/state"
 )
 
-// PullRequests lists, opens and closes pull requests on the forge, for
-// pull-request-mode promotion. The report providers implement it.
-type PullRequests interface {
-	OpenPullRequests(ctx context.Context, repo forge.Repo, base string) ([]forge.PullRequest, error)
-	forge.PullRequestOpener
-}
-
-// promoteBranchPrefix starts the branches of promotion pull requests into env.
-func promoteBranchPrefix(env string) string { return "ferry/promote/" + env + "/" }
-
-// promoteByPullRequest pushes ferry/promote/<to>/<short> with what a push
-// promotion would put on the target branch, and opens one pull request
-// for it with the evidence. An open promotion pull request for an older
-// commit is closed with a pointer to the new one. A commit that already
-// has its pull request gets no second one.
+// promoteByPullRequest proposes the verified commit to the target
+// environment as a pull request (forge.Propose): its branch
+// ferry/promote/<to>/<short> holds what a push promotion would put on the
+// target branch, and its body the evidence. A commit that has its pull
+// request gets no second one; older promotion pull requests are closed.
 func (r *Reconciler) promoteByPullRequest(ctx context.Context, rn *run, t *Reconciler) (state.Action, error) {
 	if r.pulls == nil {
-		return state.Held("pull-request promotion needs forge.provider (github, gitlab or gitea)"), nil
+		return state.Held("pull-request promotion needs report.provider (github, gitlab or gitea)"), nil
 	}
 	c := rn.rev.Commit
 	repo, to := t.env.Repo, t.env.Name
@@ -37,55 +27,44 @@ func (r *Reconciler) promoteByPullRequest(ctx context.Context, rn *run, t *Recon
 	if err != nil {
 		return state.Held("pull-request promotion: " + err.Error()), nil
 	}
-	branch := promoteBranchPrefix(to) + state.Short(c.Hash.String())
-	open, err := r.pulls.OpenPullRequests(ctx, forgeRepo, t.env.Branch)
-	if err != nil {
-		return state.Action{}, err
-	}
-	for _, pr := range open {
-		if pr.Branch == branch {
-			return state.Promoted(to, "pull request "+prRef(pr)), nil
+	p := forge.Promotion{Repo: forgeRepo, Environment: to, Base: t.env.Branch, Commit: c.Hash.String(),
+		Title: fmt.Sprintf("Promote %s@%s to %s: %s", r.env.Name, state.Short(c.Hash.String()), to, source.Subject(c.Message)),
+		Body:  r.evidence(ctx, rn)}
+	var held state.Action
+	push := func(ctx context.Context) (bool, error) {
+		tip, err := repo.Fetch(ctx, t.env.Branch)
+		if err != nil || tip.Commit.TreeHash == c.TreeHash {
+			return false, err // nothing to propose when the target has the tree
 		}
-	}
-	tip, err := repo.Fetch(ctx, t.env.Branch)
-	if err != nil {
-		return state.Action{}, err
-	}
-	if tip.Commit.TreeHash == c.TreeHash {
-		return state.Promoted(to, ""), nil // nothing to propose
-	}
-	head := c.Hash
-	if ff, err := repo.IsAncestor(tip.Hash(), c.Hash); err != nil {
-		return state.Action{}, err
-	} else if !ff {
-		if held, err := r.divergence(tip.Hash(), c, t); err != nil || !held.IsZero() {
-			return held, err
-		}
-		rev, err := repo.CommitTree(c.TreeHash, []plumbing.Hash{tip.Hash()}, r.promotionMessage(c), r.now())
-		if err != nil {
-			return state.Action{}, err
-		}
-		head = rev.Hash()
-	}
-	if err := repo.Push(ctx, branch, head, plumbing.ZeroHash); err != nil {
-		return state.Action{}, err
-	}
-	title := fmt.Sprintf("Promote %s@%s to %s: %s", r.env.Name, state.Short(c.Hash.String()), to, source.Subject(c.Message))
-	pr, err := r.pulls.CreatePullRequest(ctx, forgeRepo, branch, t.env.Branch, title, r.evidence(ctx, rn))
-	if err != nil {
-		return state.Action{}, err
-	}
-	for _, old := range open {
-		if strings.HasPrefix(old.Branch, promoteBranchPrefix(to)) {
-			if err := r.pulls.ClosePullRequest(ctx, forgeRepo, old.Number, "Superseded by "+prRef(pr)+", which promotes a newer verified commit."); err != nil {
-				rn.log.Error("close superseded promotion pull request", "number", old.Number, "error", err)
+		head := c.Hash
+		if ff, err := repo.IsAncestor(tip.Hash(), c.Hash); err != nil {
+			return false, err
+		} else if !ff {
+			if held, err = r.divergence(tip.Hash(), c, t); err != nil || !held.IsZero() {
+				return false, err
 			}
+			rev, err := repo.CommitTree(c.TreeHash, []plumbing.Hash{tip.Hash()}, r.promotionMessage(c), r.now())
+			if err != nil {
+				return false, err
+			}
+			head = rev.Hash()
 		}
+		return true, repo.Push(ctx, p.Branch(), head, plumbing.ZeroHash)
 	}
-	return state.Promoted(to, "pull request "+prRef(pr)), nil
+	proposal, err := forge.Propose(ctx, r.pulls, p, push)
+	switch {
+	case err != nil:
+		return state.Action{}, err
+	case !held.IsZero():
+		return held, nil
+	case proposal.PullRequest.Number == 0:
+		return state.Promoted(to, ""), nil
+	}
+	if proposal.NotClosed != nil {
+		rn.log.Error("close superseded promotion pull requests", "error", proposal.NotClosed)
+	}
+	return state.Promoted(to, "pull request "+proposal.PullRequest.Ref()), nil
 }
-
-func prRef(pr forge.PullRequest) string { return fmt.Sprintf("#%d", pr.Number) }
 
 // evidence is the body of a promotion pull request: the verdict the
 // commit earned in this environment.

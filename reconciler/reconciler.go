@@ -70,7 +70,7 @@ type Reconciler struct {
 	// sourceErr is the source error last recorded in the state.
 	sourceErr string
 	// pulls opens promotion pull requests; nil without a forge.
-	pulls  PullRequests
+	pulls  forge.PullRequests
 	notify notifier
 }
 

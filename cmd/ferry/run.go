@@ -140,7 +140,7 @@ func (f *link) managerOptions(cfg *config.Config, log *slog.Logger) reconciler.O
 	if f.provider != nil {
 		o.Forge = f.provider
 	}
-	if p, ok := f.provider.(reconciler.PullRequests); ok {
+	if p, ok := f.provider.(forge.PullRequests); ok {
 		o.PullRequests = p
 	}
 	return o
