@@ -52,8 +52,8 @@ var giteaStates = map[State]gitea.StatusState{
 }
 
 func (g *giteaProvider) SetStatus(ctx context.Context, repo Repo, s Status) error {
-	op := fmt.Sprintf("%s@%s set status %s", repo, state.Short(s.Commit), s.StatusContext())
-	if err := s.Validate(); err != nil {
+	op, err := s.op(repo)
+	if err != nil {
 		return err
 	}
 	c, err := g.client(ctx)
@@ -121,47 +121,41 @@ func (g *giteaProvider) OpenPullRequests(ctx context.Context, repo Repo, base st
 
 func (g *giteaProvider) Comment(ctx context.Context, repo Repo, pr int, marker, body string) error {
 	op := fmt.Sprintf("%s#%d comment %s", repo, pr, marker)
-	line, full, err := markedBody(marker, body)
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
 	c, err := g.client(ctx)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	opt := gitea.ListIssueCommentOptions{ListOptions: gitea.ListOptions{Page: 1, PageSize: 50}}
-	for {
+	list := func(page int) ([]comment, int, error) {
+		opt := gitea.ListIssueCommentOptions{ListOptions: gitea.ListOptions{Page: page, PageSize: 50}}
 		comments, resp, err := c.ListIssueComments(repo.Owner, repo.Name, int64(pr), opt)
 		if err != nil {
-			return g.error(ctx, op, resp, err)
+			return nil, 0, g.error(ctx, op, resp, err)
 		}
+		out := make([]comment, 0, len(comments))
 		for _, cm := range comments {
-			if !hasMarker(cm.Body, line) {
-				continue
-			}
-			if cm.Body == full {
-				return nil
-			}
-			_, resp, err := c.EditIssueComment(repo.Owner, repo.Name, cm.ID, gitea.EditIssueCommentOption{Body: full})
-			return g.error(ctx, op, resp, err)
+			out = append(out, comment{id: cm.ID, body: cm.Body})
 		}
-		if resp == nil || resp.NextPage == 0 || len(comments) == 0 {
-			break
+		if resp == nil || len(comments) == 0 {
+			return out, 0, nil // Gitea may name a next page that is empty
 		}
-		opt.Page = resp.NextPage
+		return out, resp.NextPage, nil
 	}
-	_, resp, err := c.CreateIssueComment(repo.Owner, repo.Name, int64(pr), gitea.CreateIssueCommentOption{Body: full})
-	return g.error(ctx, op, resp, err)
+	edit := func(id int64, full string) error {
+		_, resp, err := c.EditIssueComment(repo.Owner, repo.Name, id, gitea.EditIssueCommentOption{Body: full})
+		return g.error(ctx, op, resp, err)
+	}
+	create := func(full string) error {
+		_, resp, err := c.CreateIssueComment(repo.Owner, repo.Name, int64(pr), gitea.CreateIssueCommentOption{Body: full})
+		return g.error(ctx, op, resp, err)
+	}
+	return upsertComment(op, marker, body, list, edit, create)
 }
 
 func (g *giteaProvider) error(ctx context.Context, op string, resp *gitea.Response, err error) error {
 	if err == nil {
 		return nil
 	}
-	var hr *http.Response
-	if resp != nil {
-		hr = resp.Response
-	}
+	hr := httpResponse(resp)
 	return forgeError(ctx, "gitea", op, hr, err, g.token)
 }
 

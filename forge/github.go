@@ -42,8 +42,8 @@ func NewGitHub(baseURL, token string) (Provider, error) {
 var githubStates = map[State]string{Pending: "pending", Success: "success", Failure: "failure", Error: "error"}
 
 func (g *gitHub) SetStatus(ctx context.Context, repo Repo, s Status) error {
-	op := fmt.Sprintf("%s@%s set status %s", repo, state.Short(s.Commit), s.StatusContext())
-	if err := s.Validate(); err != nil {
+	op, err := s.op(repo)
+	if err != nil {
 		return err
 	}
 	st := &github.RepoStatus{
@@ -96,32 +96,30 @@ func (g *gitHub) OpenPullRequests(ctx context.Context, repo Repo, base string) (
 
 func (g *gitHub) Comment(ctx context.Context, repo Repo, pr int, marker, body string) error {
 	op := fmt.Sprintf("%s#%d comment %s", repo, pr, marker)
-	line, full, err := markedBody(marker, body)
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	opts := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: 100}}
-	for {
+	list := func(page int) ([]comment, int, error) {
+		opts := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: 100}}
+		if page > 1 {
+			opts.Page = page
+		}
 		comments, resp, err := g.client.Issues.ListComments(ctx, repo.Owner, repo.Name, pr, opts)
 		if err != nil {
-			return g.error(ctx, op, resp, err)
+			return nil, 0, g.error(ctx, op, resp, err)
 		}
+		out := make([]comment, 0, len(comments))
 		for _, c := range comments {
-			if hasMarker(c.GetBody(), line) {
-				if c.GetBody() == full {
-					return nil
-				}
-				_, resp, err := g.client.Issues.EditComment(ctx, repo.Owner, repo.Name, c.GetID(), &github.IssueComment{Body: github.Ptr(full)})
-				return g.error(ctx, op, resp, err)
-			}
+			out = append(out, comment{id: c.GetID(), body: c.GetBody()})
 		}
-		if resp.NextPage == 0 {
-			break
-		}
-		opts.Page = resp.NextPage
+		return out, resp.NextPage, nil
 	}
-	_, resp, err := g.client.Issues.CreateComment(ctx, repo.Owner, repo.Name, pr, &github.IssueComment{Body: github.Ptr(full)})
-	return g.error(ctx, op, resp, err)
+	edit := func(id int64, full string) error {
+		_, resp, err := g.client.Issues.EditComment(ctx, repo.Owner, repo.Name, id, &github.IssueComment{Body: github.Ptr(full)})
+		return g.error(ctx, op, resp, err)
+	}
+	create := func(full string) error {
+		_, resp, err := g.client.Issues.CreateComment(ctx, repo.Owner, repo.Name, pr, &github.IssueComment{Body: github.Ptr(full)})
+		return g.error(ctx, op, resp, err)
+	}
+	return upsertComment(op, marker, body, list, edit, create)
 }
 
 // CreatePullRequest opens a pull request from branch head into base.
@@ -152,10 +150,7 @@ func (g *gitHub) error(ctx context.Context, op string, resp *github.Response, er
 	if err == nil {
 		return nil
 	}
-	var hr *http.Response
-	if resp != nil {
-		hr = resp.Response
-	}
+	hr := httpResponse(resp)
 	out := forgeError(ctx, "github", op, hr, err, g.token)
 	var fe *ForgeError
 	if !errors.As(out, &fe) {

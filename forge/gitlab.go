@@ -52,8 +52,8 @@ var gitlabStates = map[State]gitlab.BuildStateValue{
 }
 
 func (g *gitLab) SetStatus(ctx context.Context, repo Repo, s Status) error {
-	op := fmt.Sprintf("%s@%s set status %s", repo, state.Short(s.Commit), s.StatusContext())
-	if err := s.Validate(); err != nil {
+	op, err := s.op(repo)
+	if err != nil {
 		return err
 	}
 	opt := &gitlab.SetCommitStatusOptions{
@@ -123,45 +123,38 @@ func (g *gitLab) OpenPullRequests(ctx context.Context, repo Repo, base string) (
 
 func (g *gitLab) Comment(ctx context.Context, repo Repo, pr int, marker, body string) error {
 	op := fmt.Sprintf("%s!%d comment %s", repo, pr, marker)
-	line, full, err := markedBody(marker, body)
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	opt := &gitlab.ListMergeRequestNotesOptions{ListOptions: gitlab.ListOptions{PerPage: 100, Page: 1}}
-	for {
+	list := func(page int) ([]comment, int, error) {
+		opt := &gitlab.ListMergeRequestNotesOptions{ListOptions: gitlab.ListOptions{PerPage: 100, Page: int64(page)}}
 		notes, resp, err := g.client.Notes.ListMergeRequestNotes(repo.String(), int64(pr), opt, gitlab.WithContext(ctx))
 		if err != nil {
-			return g.error(ctx, op, resp, err)
+			return nil, 0, g.error(ctx, op, resp, err)
 		}
+		out := make([]comment, 0, len(notes))
 		for _, n := range notes {
-			if n.System || !hasMarker(n.Body, line) {
-				continue
+			if !n.System { // GitLab's own notes ("added 1 commit") are never ferry's
+				out = append(out, comment{id: n.ID, body: n.Body})
 			}
-			if n.Body == full {
-				return nil
-			}
-			_, resp, err := g.client.Notes.UpdateMergeRequestNote(repo.String(), int64(pr), n.ID,
-				&gitlab.UpdateMergeRequestNoteOptions{Body: gitlab.Ptr(full)}, gitlab.WithContext(ctx))
-			return g.error(ctx, op, resp, err)
 		}
-		if resp.NextPage == 0 {
-			break
-		}
-		opt.Page = resp.NextPage
+		return out, int(resp.NextPage), nil
 	}
-	_, resp, err := g.client.Notes.CreateMergeRequestNote(repo.String(), int64(pr),
-		&gitlab.CreateMergeRequestNoteOptions{Body: gitlab.Ptr(full)}, gitlab.WithContext(ctx))
-	return g.error(ctx, op, resp, err)
+	edit := func(id int64, full string) error {
+		_, resp, err := g.client.Notes.UpdateMergeRequestNote(repo.String(), int64(pr), id,
+			&gitlab.UpdateMergeRequestNoteOptions{Body: gitlab.Ptr(full)}, gitlab.WithContext(ctx))
+		return g.error(ctx, op, resp, err)
+	}
+	create := func(full string) error {
+		_, resp, err := g.client.Notes.CreateMergeRequestNote(repo.String(), int64(pr),
+			&gitlab.CreateMergeRequestNoteOptions{Body: gitlab.Ptr(full)}, gitlab.WithContext(ctx))
+		return g.error(ctx, op, resp, err)
+	}
+	return upsertComment(op, marker, body, list, edit, create)
 }
 
 func (g *gitLab) error(ctx context.Context, op string, resp *gitlab.Response, err error) error {
 	if err == nil {
 		return nil
 	}
-	var hr *http.Response
-	if resp != nil {
-		hr = resp.Response
-	}
+	hr := httpResponse(resp)
 	out := forgeError(ctx, "gitlab", op, hr, err, g.token)
 	var fe *ForgeError
 	var er *gitlab.ErrorResponse

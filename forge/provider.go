@@ -10,6 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"code.gitea.io/sdk/gitea"
+	"github.com/google/go-github/v75/github"
+	gitlab "gitlab.com/gitlab-org/api/client-go"
+
 	"ferry.dev/ferry/internal/text"
 )
 
@@ -112,6 +116,25 @@ func forgeError(ctx context.Context, forge, op string, resp *http.Response, err 
 		fe.Message = http.StatusText(resp.StatusCode)
 	}
 	return fe
+}
+
+// httpResponse is the answer inside an SDK's response; nil when none came.
+func httpResponse(resp any) *http.Response {
+	switch r := resp.(type) {
+	case *github.Response:
+		if r != nil {
+			return r.Response
+		}
+	case *gitlab.Response:
+		if r != nil {
+			return r.Response
+		}
+	case *gitea.Response:
+		if r != nil {
+			return r.Response
+		}
+	}
+	return nil
 }
 
 // retryAt reads when a rate-limited forge takes requests again: Retry-After

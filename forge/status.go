@@ -79,6 +79,15 @@ func (s Status) Validate() error {
 	return nil
 }
 
+// op names the posting of s on repo in errors, "acme/app@abc1234 set
+// status ferry/staging", once s is valid.
+func (s Status) op(repo Repo) (string, error) {
+	if err := s.Validate(); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s@%s set status %s", repo, state.Short(s.Commit), s.StatusContext()), nil
+}
+
 // EnvironmentContext is the status context of env: "ferry/<env>".
 func EnvironmentContext(env string) string { return "ferry/" + env }
 

@@ -11,8 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-
-	"ferry.dev/ferry/state"
 )
 
 // Headers of the generic JSON webhook.
@@ -61,10 +59,10 @@ func Sign(secret, body []byte) string {
 }
 
 func (w *webhook) SetStatus(ctx context.Context, repo Repo, s Status) error {
-	if err := s.Validate(); err != nil {
+	op, err := s.op(repo)
+	if err != nil {
 		return err
 	}
-	op := fmt.Sprintf("%s@%s set status %s", repo, state.Short(s.Commit), s.StatusContext())
 	s.Context = s.StatusContext()
 	return w.post(ctx, op, WebhookEvent{Event: "status", Repository: repo.String(), Status: &s})
 }

@@ -15,21 +15,13 @@ import (
 // are read too.
 func daemonSetPods(ctx context.Context, r client.Reader, obj *unstructured.Unstructured) ([]corev1.Pod, error) {
 	ds, err := fromUnstructured[appsv1.DaemonSet](obj)
-	if err != nil {
+	if err != nil || !observed(ds.Generation, ds.Status.ObservedGeneration) || ds.Spec.Selector == nil {
 		return nil, err
 	}
-	if !observed(ds.Generation, ds.Status.ObservedGeneration) || ds.Spec.Selector == nil {
-		return nil, nil
-	}
-	var revisions appsv1.ControllerRevisionList
-	if err := listSelected(ctx, r, ds.Namespace, ds.Spec.Selector, &revisions, "controllerrevisions"); err != nil {
-		return nil, err
-	}
-	pods, err := listPods(ctx, r, ds.Namespace, ds.Spec.Selector)
-	if err != nil {
-		return nil, err
-	}
-	return daemonSetRevisionPods(ds, revisions.Items, pods), nil
+	return revisionPods(ctx, r, ds.Namespace, ds.Spec.Selector, &appsv1.ControllerRevisionList{}, "controllerrevisions",
+		func(crs *appsv1.ControllerRevisionList, pods []corev1.Pod) []corev1.Pod {
+			return daemonSetRevisionPods(ds, crs.Items, pods)
+		})
 }
 
 // daemonSetRevisionPods picks the pods of ds's current revision: those it

@@ -40,21 +40,13 @@ func deploymentFailure(obj *unstructured.Unstructured) (string, error) {
 // deploymentPods reads the pods of the Deployment's current revision.
 func deploymentPods(ctx context.Context, r client.Reader, obj *unstructured.Unstructured) ([]corev1.Pod, error) {
 	d, err := fromUnstructured[appsv1.Deployment](obj)
-	if err != nil {
+	if err != nil || !observed(d.Generation, d.Status.ObservedGeneration) || d.Spec.Selector == nil {
 		return nil, err
 	}
-	if !observed(d.Generation, d.Status.ObservedGeneration) || d.Spec.Selector == nil {
-		return nil, nil
-	}
-	var rss appsv1.ReplicaSetList
-	if err := listSelected(ctx, r, d.Namespace, d.Spec.Selector, &rss, "replicasets"); err != nil {
-		return nil, err
-	}
-	pods, err := listPods(ctx, r, d.Namespace, d.Spec.Selector)
-	if err != nil {
-		return nil, err
-	}
-	return deploymentRevisionPods(d, rss.Items, pods), nil
+	return revisionPods(ctx, r, d.Namespace, d.Spec.Selector, &appsv1.ReplicaSetList{}, "replicasets",
+		func(rss *appsv1.ReplicaSetList, pods []corev1.Pod) []corev1.Pod {
+			return deploymentRevisionPods(d, rss.Items, pods)
+		})
 }
 
 // deploymentRevisionPods picks, among rss and pods, the pods of d's current

@@ -117,6 +117,21 @@ func listPods(ctx context.Context, r client.Reader, ns string, selector *metav1.
 	return pods.Items, nil
 }
 
+// revisionPods reads what picks the pods of a workload's current revision:
+// the objects naming its revisions (into list: ReplicaSets or
+// ControllerRevisions) and the pods its selector matches; pick chooses.
+func revisionPods[L client.ObjectList](ctx context.Context, r client.Reader, ns string, selector *metav1.LabelSelector,
+	list L, what string, pick func(L, []corev1.Pod) []corev1.Pod) ([]corev1.Pod, error) {
+	if err := listSelected(ctx, r, ns, selector, list, what); err != nil {
+		return nil, err
+	}
+	pods, err := listPods(ctx, r, ns, selector)
+	if err != nil {
+		return nil, err
+	}
+	return pick(list, pods), nil
+}
+
 // listSelected lists into list the objects in namespace ns matched by a
 // workload's selector: its pods, or the ReplicaSets or ControllerRevisions
 // that name its revisions. A nil selector lists nothing.

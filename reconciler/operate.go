@@ -44,12 +44,7 @@ func Release(ctx context.Context, cfg *config.Config, name, digestOrSHA string, 
 // which must have been healthy), naming every commit it undoes, pushed as
 // a compare-and-swap on the current tip. It returns the new commit.
 func Rollback(ctx context.Context, cfg *config.Config, name, to string, opts Options) (*source.Revision, error) {
-	w := newWiring(cfg, opts)
-	wd, err := w.wire(name)
-	if err != nil {
-		return nil, err
-	}
-	repo, err := w.repository(ctx, wd)
+	wd, repo, err := newWiring(cfg, opts).wireWithRepository(ctx, name)
 	if err != nil {
 		return nil, err
 	}

@@ -21,12 +21,7 @@ type Preview struct {
 // and dry-runs it against env's cluster, including what would be pruned.
 // Nothing is written to the cluster or the state.
 func PlanEnvironment(ctx context.Context, cfg *config.Config, name, ref string, opts Options) (*Preview, error) {
-	w := newWiring(cfg, opts)
-	wd, err := w.wire(name)
-	if err != nil {
-		return nil, err
-	}
-	repo, err := w.repository(ctx, wd)
+	wd, repo, err := newWiring(cfg, opts).wireWithRepository(ctx, name)
 	if err != nil {
 		return nil, err
 	}

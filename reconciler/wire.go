@@ -59,6 +59,16 @@ func (w *wiring) wire(name string) (*wired, error) {
 	return &wired{env: env, client: c, store: state.NewStore(c, w.cfg.Namespace)}, nil
 }
 
+// wireWithRepository is wire, plus the environment's clone.
+func (w *wiring) wireWithRepository(ctx context.Context, name string) (*wired, *source.Repository, error) {
+	wd, err := w.wire(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	repo, err := w.repository(ctx, wd)
+	return wd, repo, err
+}
+
 // repository opens the clone of the environment's repository with its
 // credentials.
 func (w *wiring) repository(ctx context.Context, wd *wired) (*source.Repository, error) {
@@ -89,11 +99,7 @@ func (wd *wired) applier() *apply.Applier {
 // reconciler wires the Reconciler of the environment called name. Its
 // promotion target is linked later, once every environment exists.
 func (w *wiring) reconciler(ctx context.Context, name string, renderer *render.Renderer) (*Reconciler, error) {
-	wd, err := w.wire(name)
-	if err != nil {
-		return nil, err
-	}
-	repo, err := w.repository(ctx, wd)
+	wd, repo, err := w.wireWithRepository(ctx, name)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"ferry.dev/ferry/forge"
@@ -64,6 +65,19 @@ func prEvent(action string, replan map[string]bool, fullName string, number int,
 	return hookEvent{kind: "pull_request", repo: repo, pr: number, head: head, base: base}, nil
 }
 
+// decodePayload decodes body, a delivery of one of the events ferry reads,
+// into P; any other event comes back as an ignored hookEvent.
+func decodePayload[P any](event string, body []byte, events ...string) (P, hookEvent, error) {
+	var p P
+	if !slices.Contains(events, event) {
+		return p, hookEvent{ignored: fmt.Sprintf("event %q", event)}, nil
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		return p, hookEvent{}, fmt.Errorf("%s payload: %w", event, err)
+	}
+	return p, hookEvent{}, nil
+}
+
 // githubPayload holds the fields ferry reads of GitHub's and Gitea's push
 // and pull_request payloads (Gitea's follow GitHub's).
 type githubPayload struct {
@@ -102,12 +116,9 @@ func parseGitea(event string, body []byte) (hookEvent, error) {
 }
 
 func parseGitHubLike(event string, body []byte, replan map[string]bool) (hookEvent, error) {
-	if event != "push" && event != "pull_request" {
-		return hookEvent{ignored: fmt.Sprintf("event %q", event)}, nil
-	}
-	var p githubPayload
-	if err := json.Unmarshal(body, &p); err != nil {
-		return hookEvent{}, fmt.Errorf("%s payload: %w", event, err)
+	p, ev, err := decodePayload[githubPayload](event, body, "push", "pull_request")
+	if err != nil || ev.ignored != "" {
+		return ev, err
 	}
 	if event == "push" {
 		return pushEvent(p.Repository.FullName, p.Ref)
@@ -139,12 +150,9 @@ type gitlabPayload struct {
 
 // parseGitLab reads a GitLab delivery of event (X-Gitlab-Event).
 func parseGitLab(event string, body []byte) (hookEvent, error) {
-	if event != "Push Hook" && event != "Merge Request Hook" {
-		return hookEvent{ignored: fmt.Sprintf("event %q", event)}, nil
-	}
-	var p gitlabPayload
-	if err := json.Unmarshal(body, &p); err != nil {
-		return hookEvent{}, fmt.Errorf("%s payload: %w", event, err)
+	p, ev, err := decodePayload[gitlabPayload](event, body, "Push Hook", "Merge Request Hook")
+	if err != nil || ev.ignored != "" {
+		return ev, err
 	}
 	if event == "Push Hook" {
 		if p.ObjectKind != "push" {

@@ -13,8 +13,6 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"ferry.dev/ferry/bootstrap"
-	"ferry.dev/ferry/cluster"
-	"ferry.dev/ferry/config"
 	"ferry.dev/ferry/manifests"
 )
 
@@ -59,10 +57,9 @@ Credentials: --token-file (or $` + gitTokenEnv + `), or --username with
 			opts.Credentials = creds
 			opts.Namespace = ferryNamespace(cmd)
 			opts.Out = cmd.OutOrStdout()
-			quietControllerRuntime()
-			cfg, err := cluster.RESTConfig(config.Cluster{Kubeconfig: kubeconfig, Context: kubeContext})
+			cfg, err := commandCluster(cmd, kubeconfig, kubeContext)
 			if err != nil {
-				return fmt.Errorf("%s: no cluster: %w\n  fix: pass --kubeconfig (and --context), or set $KUBECONFIG", cmd.Name(), err)
+				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()

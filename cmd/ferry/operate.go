@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ferry.dev/ferry/config"
 	"ferry.dev/ferry/internal/text"
 	"ferry.dev/ferry/reconciler"
 	"ferry.dev/ferry/state"
@@ -15,16 +16,24 @@ import (
 
 func quietOptions() reconciler.Options { return reconciler.Options{Log: newLogger("error")} }
 
+// withConfig is the RunE of a command that needs the configuration: it
+// loads it, then runs run.
+func withConfig(run func(cmd *cobra.Command, cfg *config.Config, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		cfg, err := loadConfig(cmd)
+		if err != nil {
+			return err
+		}
+		return run(cmd, cfg, args)
+	}
+}
+
 func newHistoryCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "history <environment>",
 		Short: "Show each verdict: revision, digest, verdict, reason, duration and what ferry did",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
+		RunE: withConfig(func(cmd *cobra.Command, cfg *config.Config, args []string) error {
 			st, err := reconciler.LoadState(cmd.Context(), cfg, args[0], quietOptions())
 			if err != nil {
 				return err
@@ -48,7 +57,7 @@ func newHistoryCmd() *cobra.Command {
 					v.Finished.Sub(v.Started).Round(time.Millisecond), v.Action, text.OneLine(v.Reason, 120))
 			}
 			return w.Flush()
-		},
+		}),
 	}
 }
 
@@ -68,11 +77,7 @@ func newReleaseCmd() *cobra.Command {
 		Use:   "release <environment> <digest|sha>",
 		Short: "Release a quarantined rendering, so commits that render to it are applied again",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
+		RunE: withConfig(func(cmd *cobra.Command, cfg *config.Config, args []string) error {
 			released, err := reconciler.Release(cmd.Context(), cfg, args[0], args[1], quietOptions())
 			if err != nil {
 				return err
@@ -81,7 +86,7 @@ func newReleaseCmd() *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "released %s (reverted %s) in %s\n", shortDigest(q.Digest), state.Short(q.Commit), args[0])
 			}
 			return nil
-		},
+		}),
 	}
 }
 
@@ -91,18 +96,14 @@ func newRollbackCmd() *cobra.Command {
 		Use:   "rollback <environment>",
 		Short: "Write and push a revert commit back to the last healthy revision (or --to a healthy one)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
+		RunE: withConfig(func(cmd *cobra.Command, cfg *config.Config, args []string) error {
 			rev, err := reconciler.Rollback(cmd.Context(), cfg, args[0], to, quietOptions())
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "pushed %s: %s\n", rev.Short(), strings.SplitN(rev.Commit.Message, "\n", 2)[0])
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&to, "to", "", "a healthy revision from `ferry history` (default: the last healthy one)")
 	return cmd
