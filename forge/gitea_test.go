@@ -10,14 +10,7 @@ import (
 // The real Gitea exercises this provider end to end (e2e/report_test.go);
 // these tests pin requests and error handling on a loopback stand-in.
 
-func newGiteaForge(t *testing.T) (*forge, Provider) {
-	f := newForge(t, "/api/v1")
-	p, err := NewGitea(f.srv.URL+"/", testToken)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f, p
-}
+func newGiteaForge(t *testing.T) (*forge, Provider) { return forgeWith(t, "/api/v1", "/", NewGitea) }
 
 func checkGiteaHeaders(t *testing.T, r *http.Request) {
 	t.Helper()

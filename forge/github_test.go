@@ -11,14 +11,7 @@ import (
 
 // newGitHubForge is a loopback GitHub Enterprise API (/api/v3): every
 // request must carry the token as a bearer and ask for the v3 media type.
-func newGitHubForge(t *testing.T) (*forge, Provider) {
-	f := newForge(t, "/api/v3")
-	p, err := NewGitHub(f.srv.URL, testToken)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f, p
-}
+func newGitHubForge(t *testing.T) (*forge, Provider) { return forgeWith(t, "/api/v3", "", NewGitHub) }
 
 func checkGitHubHeaders(t *testing.T, r *http.Request) {
 	t.Helper()

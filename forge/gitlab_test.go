@@ -11,14 +11,7 @@ import (
 
 // newGitLabForge is a loopback GitLab REST API v4: every request must carry
 // the token in PRIVATE-TOKEN and name the project by its URL-encoded path.
-func newGitLabForge(t *testing.T) (*forge, Provider) {
-	f := newForge(t, "/api/v4")
-	p, err := NewGitLab(f.srv.URL, testToken)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f, p
-}
+func newGitLabForge(t *testing.T) (*forge, Provider) { return forgeWith(t, "/api/v4", "", NewGitLab) }
 
 func checkGitLabHeaders(t *testing.T, r *http.Request) {
 	t.Helper()

@@ -29,6 +29,18 @@ type route struct {
 	handle       func(w http.ResponseWriter, r *http.Request, body []byte)
 }
 
+// forgeWith starts a loopback forge serving its API under prefix, and a
+// provider of newProvider talking to it at the forge's URL plus suffix.
+func forgeWith(t *testing.T, prefix, suffix string, newProvider func(baseURL, token string) (Provider, error)) (*forge, Provider) {
+	t.Helper()
+	f := newForge(t, prefix)
+	p, err := newProvider(f.srv.URL+suffix, testToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, p
+}
+
 // newForge serves routes under prefix (e.g. /api/v4).
 func newForge(t *testing.T, prefix string) *forge {
 	f := &forge{t: t}
