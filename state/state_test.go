@@ -35,3 +35,17 @@ func TestStateReleaseAndHistory(t *testing.T) {
 		t.Fatal("a short prefix released something")
 	}
 }
+
+func TestPhaseFinalAndOutcomeFailed(t *testing.T) {
+	for p, final := range map[Phase]bool{PhaseFetching: false, PhaseRendering: false, PhaseApplying: false, PhasePruning: false,
+		PhaseVerifying: false, PhaseHealthy: true, PhaseFailed: true, PhaseStalled: true, "": false} {
+		if p.Final() != final {
+			t.Errorf("Phase(%q).Final() = %v", p, !final)
+		}
+	}
+	for o, failed := range map[Outcome]bool{OutcomeHealthy: false, OutcomeFailed: true, OutcomeTimedOut: true, OutcomeError: true, OutcomeQuarantined: false} {
+		if o.Failed() != failed {
+			t.Errorf("Outcome(%q).Failed() = %v", o, !failed)
+		}
+	}
+}
