@@ -152,11 +152,7 @@ func (g *giteaProvider) Comment(ctx context.Context, repo Repo, pr int, marker, 
 }
 
 func (g *giteaProvider) error(ctx context.Context, op string, resp *gitea.Response, err error) error {
-	if err == nil {
-		return nil
-	}
-	hr := httpResponse(resp)
-	return forgeError(ctx, "gitea", op, hr, err, g.token)
+	return forgeError(ctx, "gitea", op, httpResponse(resp), err, g.token)
 }
 
 // CreatePullRequest opens a pull request from branch head into base.

@@ -147,11 +147,7 @@ func (g *gitHub) ClosePullRequest(ctx context.Context, repo Repo, number int, co
 // requests on its own while a known rate limit lasts, with a made-up 403
 // answer and the reset in the error (TestGitHubRateLimit).
 func (g *gitHub) error(ctx context.Context, op string, resp *github.Response, err error) error {
-	if err == nil {
-		return nil
-	}
-	hr := httpResponse(resp)
-	out := forgeError(ctx, "github", op, hr, err, g.token)
+	out := forgeError(ctx, "github", op, httpResponse(resp), err, g.token)
 	var fe *ForgeError
 	if !errors.As(out, &fe) {
 		return out
@@ -186,7 +182,7 @@ func (g *gitHub) error(ctx context.Context, op string, resp *github.Response, er
 	}
 	if msg = strings.TrimSpace(msg); msg != "" {
 		fe.Message = text.Scrub(msg, g.token)
-	} else if hr != nil {
+	} else if hr := httpResponse(resp); hr != nil {
 		fe.Message = http.StatusText(hr.StatusCode)
 	}
 	return fe

@@ -151,11 +151,7 @@ func (g *gitLab) Comment(ctx context.Context, repo Repo, pr int, marker, body st
 }
 
 func (g *gitLab) error(ctx context.Context, op string, resp *gitlab.Response, err error) error {
-	if err == nil {
-		return nil
-	}
-	hr := httpResponse(resp)
-	out := forgeError(ctx, "gitlab", op, hr, err, g.token)
+	out := forgeError(ctx, "gitlab", op, httpResponse(resp), err, g.token)
 	var fe *ForgeError
 	var er *gitlab.ErrorResponse
 	if errors.As(out, &fe) && errors.As(err, &er) {

@@ -98,8 +98,12 @@ func IsTransient(err error) bool {
 }
 
 // forgeError turns a failed request into a *ForgeError, keeping the
-// context's error as it is so callers see cancellation. resp may be nil.
+// context's error as it is so callers see cancellation. resp may be nil;
+// a nil err (the request succeeded) stays nil.
 func forgeError(ctx context.Context, forge, op string, resp *http.Response, err error, secrets ...string) error {
+	if err == nil {
+		return nil
+	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("%s: %w", op, ctxErr)
 	}
