@@ -89,7 +89,10 @@ func NewManager(ctx context.Context, cfg *config.Config, opts Options) (*Manager
 			m.envs[env.Name].pulls = opts.PullRequests
 		}
 	}
-	return m, w.ensureNamespaces(ctx)
+	if err := w.ensureNamespaces(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // Run runs every environment until ctx is done.
