@@ -4,7 +4,8 @@
 // quarantine, inventory), the typed Phase, Outcome and Action, and the
 // Store that reads and writes it with optimistic concurrency. The
 // reconciler writes it; the server, the forge reporter and the CLI read
-// it. It imports no other ferry package but apply, whose Inventory it keeps.
+// it. Of ferry it imports only apply, whose Inventory it keeps, and
+// internal/text.
 package state
 
 import (
