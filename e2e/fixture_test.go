@@ -24,6 +24,7 @@ import (
 	"ferry.dev/ferry/config"
 	"ferry.dev/ferry/reconciler"
 	"ferry.dev/ferry/sandbox"
+	"ferry.dev/ferry/state"
 )
 
 // This file is the one fixture of the end-to-end tests: a repository on the
@@ -238,9 +239,9 @@ func writeConfig(t *testing.T, cfgYAML string) string {
 }
 
 // state loads env's state from ferry's state store.
-func (f *fixture) state(t *testing.T, env string) *reconciler.State {
+func (f *fixture) state(t *testing.T, env string) *state.State {
 	t.Helper()
-	st, err := reconciler.NewStore(f.c, f.stateNS).Load(t.Context(), env)
+	st, err := state.NewStore(f.c, f.stateNS).Load(t.Context(), env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,26 +249,26 @@ func (f *fixture) state(t *testing.T, env string) *reconciler.State {
 }
 
 // waitVerdict waits until env has a verdict on commit and returns it.
-func (f *fixture) waitVerdict(t *testing.T, env, commit string, timeout time.Duration) reconciler.Verdict {
+func (f *fixture) waitVerdict(t *testing.T, env, commit string, timeout time.Duration) state.Verdict {
 	t.Helper()
 	return f.waitOn(t, env, commit, timeout, false)
 }
 
 // waitDecided waits until env has a verdict on commit and a decision on
 // it (an action), and returns it.
-func (f *fixture) waitDecided(t *testing.T, env, commit string, timeout time.Duration) reconciler.Verdict {
+func (f *fixture) waitDecided(t *testing.T, env, commit string, timeout time.Duration) state.Verdict {
 	t.Helper()
 	return f.waitOn(t, env, commit, timeout, true)
 }
 
-func (f *fixture) waitOn(t *testing.T, env, commit string, timeout time.Duration, decided bool) reconciler.Verdict {
+func (f *fixture) waitOn(t *testing.T, env, commit string, timeout time.Duration, decided bool) state.Verdict {
 	t.Helper()
-	var v reconciler.Verdict
+	var v state.Verdict
 	eventually(t, timeout, func() (bool, string) {
 		st := f.state(t, env)
 		var ok bool
 		v, ok = st.VerdictFor(commit)
-		if decided && ok && v.Action == "" {
+		if decided && ok && v.Action.String() == "" {
 			ok = false
 		}
 		return ok, fmt.Sprintf("%s: no decision on %s yet (verdict %+v); phase %s: %s", env, commit[:7], v, st.Phase, st.Message)
@@ -362,9 +363,9 @@ func (f *fixture) webTemplate(t *testing.T, ns string) map[string]string {
 }
 
 // requireHealthy fails the test unless v is Healthy.
-func requireHealthy(t *testing.T, v reconciler.Verdict) {
+func requireHealthy(t *testing.T, v state.Verdict) {
 	t.Helper()
-	if v.Outcome != reconciler.OutcomeHealthy {
+	if v.Outcome != state.OutcomeHealthy {
 		t.Fatalf("verdict on %s: %s (%s), want Healthy", v.Commit[:7], v.Outcome, v.Reason)
 	}
 }

@@ -8,8 +8,8 @@ import (
 
 	"code.gitea.io/sdk/gitea"
 
+	ferryforge "ferry.dev/ferry/forge"
 	"ferry.dev/ferry/reconciler"
-	"ferry.dev/ferry/report"
 )
 
 // TestPromoteByPullRequest: in pull-request mode a verified commit gets
@@ -19,13 +19,13 @@ func TestPromoteByPullRequest(t *testing.T) {
 	p := newPipeline(t, pipelineFiles("v1"))
 	cfg := strings.Replace(p.config(), "mode: push", "mode: pull-request", 1) +
 		fmt.Sprintf("report: {provider: gitea, url: %q, tokenFile: %s}\n", strings.TrimSuffix(forge.URL, "/"), p.tokenFile)
-	provider, err := report.NewGitea(strings.TrimSuffix(forge.URL, "/"), forge.Token)
+	provider, err := ferryforge.NewGitea(strings.TrimSuffix(forge.URL, "/"), forge.Token)
 	if err != nil {
 		t.Fatal(err)
 	}
 	first := p.tip(t, "main")
-	startFerryWith(t, cfg, func(o *reconciler.Options) { o.PullRequests = provider.(reconciler.PullRequests) })
-	if v := p.waitDecided(t, "staging", first, 2*time.Minute); v.Action != "promoted to production" {
+	startFerryWith(t, cfg, func(o *reconciler.Options) { o.PullRequests = provider.(ferryforge.PullRequests) })
+	if v := p.waitDecided(t, "staging", first, 2*time.Minute); v.Action.String() != "promoted to production" {
 		t.Fatalf("first commit (production already has its tree): %+v", v)
 	}
 	openPRs := func() []*gitea.PullRequest {
@@ -38,7 +38,7 @@ func TestPromoteByPullRequest(t *testing.T) {
 
 	good := p.pushMain(t, pipelineFiles("v2"), "Deploy web v2")
 	v := p.waitDecided(t, "staging", good, 2*time.Minute)
-	if !strings.HasPrefix(v.Action, "promoted to production (pull request #") {
+	if !strings.HasPrefix(v.Action.String(), "promoted to production (pull request #") {
 		t.Fatalf("good commit: %+v", v)
 	}
 	// More reconciles of the same commit open nothing more.
@@ -58,7 +58,7 @@ func TestPromoteByPullRequest(t *testing.T) {
 
 	newer := p.pushMain(t, pipelineFiles("v3"), "Deploy web v3")
 	v = p.waitDecided(t, "staging", newer, 2*time.Minute)
-	if !strings.HasPrefix(v.Action, "promoted to production (pull request #") {
+	if !strings.HasPrefix(v.Action.String(), "promoted to production (pull request #") {
 		t.Fatalf("newer commit: %+v", v)
 	}
 	prs = openPRs()

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"ferry.dev/ferry/reconciler"
 	"ferry.dev/ferry/sandbox"
+	"ferry.dev/ferry/state"
 )
 
 // TestPromoteAndRevert: a good commit is promoted to production by a
@@ -18,20 +18,20 @@ func TestPromoteAndRevert(t *testing.T) {
 	p := newPipeline(t, pipelineFiles("v1"))
 	first := p.tip(t, "main")
 	startFerry(t, p.config())
-	if v := p.waitDecided(t, "staging", first, 2*time.Minute); v.Outcome != reconciler.OutcomeHealthy || v.Action != "promoted to production" {
+	if v := p.waitDecided(t, "staging", first, 2*time.Minute); v.Outcome != state.OutcomeHealthy || v.Action.String() != "promoted to production" {
 		t.Fatalf("first commit in staging: %+v", v)
 	}
 	p.waitDecided(t, "production", first, 2*time.Minute)
 
 	t.Log("a good commit is promoted by fast-forward")
 	good := p.pushMain(t, pipelineFiles("v2"), "Deploy web v2")
-	if v := p.waitDecided(t, "staging", good, 2*time.Minute); v.Outcome != reconciler.OutcomeHealthy || v.Action != "promoted to production" {
+	if v := p.waitDecided(t, "staging", good, 2*time.Minute); v.Outcome != state.OutcomeHealthy || v.Action.String() != "promoted to production" {
 		t.Fatalf("good commit in staging: %+v", v)
 	}
 	if tip := p.tip(t, "production"); tip != good {
 		t.Fatalf("production at %s, want the fast-forward to %s", tip[:7], good[:7])
 	}
-	if v := p.waitDecided(t, "production", good, 2*time.Minute); v.Outcome != reconciler.OutcomeHealthy {
+	if v := p.waitDecided(t, "production", good, 2*time.Minute); v.Outcome != state.OutcomeHealthy {
 		t.Fatalf("good commit in production: %+v", v)
 	}
 	if img := p.webTemplate(t, p.prodNS)["image"]; img != "registry.invalid/web:v2" {
@@ -42,7 +42,7 @@ func TestPromoteAndRevert(t *testing.T) {
 	start := time.Now()
 	bad := p.pushMain(t, withPodAnnotation("v3", sandbox.FailCrashLoop), "Deploy web v3")
 	v := p.waitDecided(t, "staging", bad, time.Minute)
-	if v.Outcome != reconciler.OutcomeFailed || !strings.HasPrefix(v.Action, "reverted by ") {
+	if v.Outcome != state.OutcomeFailed || !strings.HasPrefix(v.Action.String(), "reverted by ") {
 		t.Fatalf("bad commit in staging: %+v", v)
 	}
 	revert := p.tip(t, "main")
@@ -59,7 +59,7 @@ func TestPromoteAndRevert(t *testing.T) {
 	if p.git(t, "rev-parse", revert+"^{tree}") != p.git(t, "rev-parse", good+"^{tree}") {
 		t.Error("revert's tree is not the last healthy revision's tree")
 	}
-	if rv := p.waitDecided(t, "staging", revert, 2*time.Minute); rv.Outcome != reconciler.OutcomeHealthy {
+	if rv := p.waitDecided(t, "staging", revert, 2*time.Minute); rv.Outcome != state.OutcomeHealthy {
 		t.Fatalf("revert commit in staging: %+v", rv)
 	}
 	if ann := p.webTemplate(t, p.ns); ann[sandbox.FailAnnotation] != "" || ann["image"] != "registry.invalid/web:v2" {
@@ -82,7 +82,7 @@ func TestPromoteAndRevert(t *testing.T) {
 	}
 	again := p.git(t, "rev-parse", "HEAD")
 	qv := p.waitDecided(t, "staging", again, time.Minute)
-	if qv.Outcome != reconciler.OutcomeQuarantined || !strings.Contains(qv.Reason, "identical to reverted "+bad[:7]) {
+	if qv.Outcome != state.OutcomeQuarantined || !strings.Contains(qv.Reason, "identical to reverted "+bad[:7]) {
 		t.Fatalf("revert of the revert: %+v", qv)
 	}
 	if ann := p.webTemplate(t, p.ns); ann[sandbox.FailAnnotation] != "" {
@@ -90,7 +90,7 @@ func TestPromoteAndRevert(t *testing.T) {
 	}
 
 	t.Log("releasing it lets the loop evaluate it again")
-	if _, err := reconciler.NewStore(p.c, p.stateNS).Update(t.Context(), "staging", func(st *reconciler.State) error {
+	if _, err := state.NewStore(p.c, p.stateNS).Update(t.Context(), "staging", func(st *state.State) error {
 		if released := st.Release(bad[:7]); len(released) != 1 {
 			return fmt.Errorf("released %v", released)
 		}
@@ -99,7 +99,7 @@ func TestPromoteAndRevert(t *testing.T) {
 		t.Fatal(err)
 	}
 	rv := p.waitDecided(t, "staging", again, time.Minute)
-	if rv.Outcome != reconciler.OutcomeFailed {
+	if rv.Outcome != state.OutcomeFailed {
 		t.Fatalf("released commit: %+v, want it applied and failed again", rv)
 	}
 }
@@ -117,13 +117,13 @@ func TestHotfixHoldsPromotion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := p.waitDecided(t, "production", hotfix, 2*time.Minute); v.Outcome != reconciler.OutcomeHealthy {
+	if v := p.waitDecided(t, "production", hotfix, 2*time.Minute); v.Outcome != state.OutcomeHealthy {
 		t.Fatalf("hotfix: %+v", v)
 	}
 	good := p.pushMain(t, pipelineFiles("v2"), "Deploy web v2")
 	v := p.waitDecided(t, "staging", good, 2*time.Minute)
 	want := fmt.Sprintf("held: production has %s (Hotfix production) that main lacks", hotfix[:7])
-	if v.Outcome != reconciler.OutcomeHealthy || v.Action != want {
+	if v.Outcome != state.OutcomeHealthy || v.Action.String() != want {
 		t.Fatalf("staging decision: %+v, want %q", v, want)
 	}
 	if tip := p.tip(t, "production"); tip != hotfix {
@@ -141,7 +141,7 @@ func TestPromotionAfterProductionRevert(t *testing.T) {
 	startFerry(t, p.config())
 	p.waitDecided(t, "production", first, 2*time.Minute)
 	bad := p.pushMain(t, map[string]string{"envs/production/kustomization.yaml": productionCrashPatch}, "Tune production")
-	if v := p.waitDecided(t, "production", bad, time.Minute); !strings.HasPrefix(v.Action, "reverted by ") {
+	if v := p.waitDecided(t, "production", bad, time.Minute); !strings.HasPrefix(v.Action.String(), "reverted by ") {
 		t.Fatalf("production: %+v", v)
 	}
 	revert := p.tip(t, "production")
@@ -149,7 +149,7 @@ func TestPromotionAfterProductionRevert(t *testing.T) {
 	t.Log("a staging-only change still carrying production's reverted rendering")
 	same := p.pushMain(t, map[string]string{"envs/staging/extra.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  k: v2\n"}, "Tune staging")
 	v := p.waitDecided(t, "staging", same, 2*time.Minute)
-	if v.Outcome != reconciler.OutcomeHealthy || !strings.Contains(v.Action, "held: production renders identical to "+bad[:7]) {
+	if v.Outcome != state.OutcomeHealthy || !strings.Contains(v.Action.String(), "held: production renders identical to "+bad[:7]) {
 		t.Fatalf("promotion of a quarantined rendering: %+v", v)
 	}
 	if tip := p.tip(t, "production"); tip != revert {
@@ -158,7 +158,7 @@ func TestPromotionAfterProductionRevert(t *testing.T) {
 
 	t.Log("the fix is promoted with a promotion commit")
 	fix := p.pushMain(t, map[string]string{"envs/production/kustomization.yaml": pipelineFiles("v1")["envs/production/kustomization.yaml"]}, "Fix production")
-	if v := p.waitDecided(t, "staging", fix, 2*time.Minute); v.Action != "promoted to production" {
+	if v := p.waitDecided(t, "staging", fix, 2*time.Minute); v.Action.String() != "promoted to production" {
 		t.Fatalf("fix: %+v", v)
 	}
 	promo := p.tip(t, "production")
@@ -171,7 +171,7 @@ func TestPromotionAfterProductionRevert(t *testing.T) {
 	if msg := p.git(t, "log", "-1", "--format=%B", promo); !strings.Contains(msg, "Ferry-Promoted-From: staging@"+fix) {
 		t.Fatalf("promotion commit message:\n%s", msg)
 	}
-	if v := p.waitDecided(t, "production", promo, 2*time.Minute); v.Outcome != reconciler.OutcomeHealthy {
+	if v := p.waitDecided(t, "production", promo, 2*time.Minute); v.Outcome != state.OutcomeHealthy {
 		t.Fatalf("production on the promotion commit: %+v", v)
 	}
 }

@@ -9,8 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"ferry.dev/ferry/reconciler"
 	"ferry.dev/ferry/sandbox"
+	"ferry.dev/ferry/state"
 )
 
 // TestReconcileLifecycle walks an environment through the changes people
@@ -78,7 +78,7 @@ func TestReconcileLifecycle(t *testing.T) {
 		"envs/staging/kustomization.yaml": "resources:\n  - ../../base\n  - extra.yaml\nimages:\n  - name: registry.invalid/web\n    newTag: v3\n",
 	}, nil, "Break the overlay")
 	v := e.waitVerdict(t, e.name, broken, time.Minute)
-	if v.Outcome != reconciler.OutcomeError || !strings.Contains(v.Reason, "extra.yaml") || !strings.Contains(v.Reason, "line") {
+	if v.Outcome != state.OutcomeError || !strings.Contains(v.Reason, "extra.yaml") || !strings.Contains(v.Reason, "line") {
 		t.Fatalf("verdict on broken commit: %s %q; want Error naming extra.yaml and the line", v.Outcome, v.Reason)
 	}
 	e.waitImage(t, "registry.invalid/web:v2") // unchanged: v3 was not applied
@@ -89,7 +89,7 @@ func TestReconcileLifecycle(t *testing.T) {
 	t.Log("a kustomize error is recorded too")
 	kerr := e.push(t, map[string]string{"envs/staging/kustomization.yaml": "resources:\n  - ../../base\n  - missing.yaml\n"}, nil, "Reference a missing file")
 	v = e.waitVerdict(t, e.name, kerr, time.Minute)
-	if v.Outcome != reconciler.OutcomeError || !strings.Contains(v.Reason, "missing.yaml") {
+	if v.Outcome != state.OutcomeError || !strings.Contains(v.Reason, "missing.yaml") {
 		t.Fatalf("verdict on kustomize error: %s %q", v.Outcome, v.Reason)
 	}
 
@@ -115,14 +115,14 @@ func TestReconcileCrashLoopFailsFast(t *testing.T) {
 	bad := e.push(t, files, nil, "Deploy a crashing web")
 	v := e.waitVerdict(t, e.name, bad, time.Minute)
 	took := time.Since(start)
-	if v.Outcome != reconciler.OutcomeFailed || !strings.Contains(v.Reason, "CrashLoopBackOff") {
+	if v.Outcome != state.OutcomeFailed || !strings.Contains(v.Reason, "CrashLoopBackOff") {
 		t.Fatalf("verdict: %s %q; want Failed with CrashLoopBackOff", v.Outcome, v.Reason)
 	}
 	if took > time.Minute {
 		t.Fatalf("failed after %s; the health timeout is 2m, fail-fast should be much sooner", took)
 	}
 	t.Logf("crash loop failed after %s: %s", took.Round(time.Millisecond), v.Reason)
-	if st := e.state(t, e.name); st.LastHealthy.Commit != first || st.Phase != reconciler.PhaseFailed {
+	if st := e.state(t, e.name); st.LastHealthy.Commit != first || st.Phase != state.PhaseFailed {
 		t.Fatalf("state: phase %s, last healthy %s", st.Phase, st.LastHealthy.Commit[:7])
 	}
 }
@@ -170,7 +170,7 @@ func TestReconcileNewerCommitCancelsVerify(t *testing.T) {
 	stuck := e.push(t, withPodAnnotation("v2", sandbox.FailNeverReady), nil, "Deploy a never-ready web")
 	eventually(t, time.Minute, func() (bool, string) {
 		st := e.state(t, e.name)
-		return st.Phase == reconciler.PhaseVerifying && st.Target != nil && st.Target.Commit == stuck, "phase " + string(st.Phase)
+		return st.Phase == state.PhaseVerifying && st.Target != nil && st.Target.Commit == stuck, "phase " + string(st.Phase)
 	})
 	start := time.Now()
 	fix := e.push(t, appFiles("v3"), nil, "Fix web")
@@ -191,7 +191,7 @@ func TestReconcileTimeout(t *testing.T) {
 	first := e.head(t)
 	e.start(t)
 	v := e.waitVerdict(t, e.name, first, time.Minute)
-	if v.Outcome != reconciler.OutcomeTimedOut || !strings.Contains(v.Reason, "Deployment") || !strings.Contains(v.Reason, "web") {
+	if v.Outcome != state.OutcomeTimedOut || !strings.Contains(v.Reason, "Deployment") || !strings.Contains(v.Reason, "web") {
 		t.Fatalf("verdict: %s %q, want TimedOut naming the Deployment", v.Outcome, v.Reason)
 	}
 	if st := e.state(t, e.name); st.LastHealthy != nil {

@@ -13,16 +13,18 @@ import (
 
 	"code.gitea.io/sdk/gitea"
 
-	"ferry.dev/ferry/report"
+	ferryforge "ferry.dev/ferry/forge"
 	"ferry.dev/ferry/sandbox"
+	"ferry.dev/ferry/server"
+	"ferry.dev/ferry/state"
 )
 
 // reportRepo creates a repository with one commit on main and returns its
 // working copy, the commit, and the repository as report names it.
-func reportRepo(t *testing.T, name string) (*sandbox.Clone, string, report.Repo) {
+func reportRepo(t *testing.T, name string) (*sandbox.Clone, string, ferryforge.Repo) {
 	t.Helper()
 	wc, sha := newRepo(t, name, map[string]string{"envs/staging/cm.yaml": "v: 1\n"}, "Add staging")
-	repo, err := report.ParseRepo(forge.CloneURL(name))
+	repo, err := ferryforge.ParseRepo(forge.CloneURL(name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +33,7 @@ func reportRepo(t *testing.T, name string) (*sandbox.Clone, string, report.Repo)
 
 // statuses reads back the statuses of commit, oldest first, as
 // "context state description".
-func statuses(t *testing.T, repo report.Repo, commit string) []string {
+func statuses(t *testing.T, repo ferryforge.Repo, commit string) []string {
 	t.Helper()
 	list, _, err := forge.Client.ListStatuses(repo.Owner, repo.Name, commit, gitea.ListStatusesOption{ListOptions: gitea.ListOptions{PageSize: 50}})
 	if err != nil {
@@ -100,18 +102,18 @@ func TestReportGitea(t *testing.T) {
 	ctx := t.Context()
 	name := "report-gitea"
 	wc, base, repo := reportRepo(t, name)
-	p, err := report.NewGitea(forge.URL, forge.Token)
+	p, err := ferryforge.NewGitea(forge.URL, forge.Token)
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := report.TargetURL("http://127.0.0.1:8080", "staging", base)
+	target := ferryforge.TargetURL("http://127.0.0.1:8080", "staging", base)
 
 	t.Run("status lifecycle", func(t *testing.T) {
-		for _, s := range []report.Status{
-			{Environment: "staging", Commit: base, State: report.Pending, Description: report.DescApplying, TargetURL: target},
-			{Environment: "staging", Commit: base, State: report.Pending, Description: report.DescVerifying(2 * time.Minute), TargetURL: target},
-			{Environment: "staging", Commit: base, State: report.Success, Description: report.DescHealthy(base), TargetURL: target},
-			{Environment: "staging", Context: report.PlanContext("staging"), Commit: base, State: report.Failure, Description: strings.Repeat("x", 300)},
+		for _, s := range []ferryforge.Status{
+			{Environment: "staging", Commit: base, State: ferryforge.Pending, Description: ferryforge.DescApplying, TargetURL: target},
+			{Environment: "staging", Commit: base, State: ferryforge.Pending, Description: ferryforge.DescVerifying(2 * time.Minute), TargetURL: target},
+			{Environment: "staging", Commit: base, State: ferryforge.Success, Description: ferryforge.DescHealthy(base), TargetURL: target},
+			{Environment: "staging", Context: ferryforge.PlanContext("staging"), Commit: base, State: ferryforge.Failure, Description: strings.Repeat("x", 300)},
 		} {
 			if err := p.SetStatus(ctx, repo, s); err != nil {
 				t.Fatal(err)
@@ -138,9 +140,9 @@ func TestReportGitea(t *testing.T) {
 	})
 
 	t.Run("status on an unknown repository", func(t *testing.T) {
-		err := p.SetStatus(ctx, report.Repo{Owner: repo.Owner, Name: "no-such-repo"},
-			report.Status{Environment: "staging", Commit: base, State: report.Pending, Description: "x"})
-		var fe *report.ForgeError
+		err := p.SetStatus(ctx, ferryforge.Repo{Owner: repo.Owner, Name: "no-such-repo"},
+			ferryforge.Status{Environment: "staging", Commit: base, State: ferryforge.Pending, Description: "x"})
+		var fe *ferryforge.ForgeError
 		if err == nil || !errors.As(err, &fe) || fe.Code != 404 || fe.Transient() || strings.Contains(err.Error(), forge.Token) {
 			t.Fatalf("error %v, want a permanent 404 ForgeError without the token", err)
 		}
@@ -182,12 +184,12 @@ func TestReportGitea(t *testing.T) {
 	t.Run("plan comment updated in place", func(t *testing.T) {
 		pr, head := branchAndPR(t, wc, name, "feature-plan")
 		open, err := p.OpenPullRequests(ctx, repo, "main")
-		if err != nil || !slices.ContainsFunc(open, func(o report.PullRequest) bool {
+		if err != nil || !slices.ContainsFunc(open, func(o ferryforge.PullRequest) bool {
 			return o.Number == int(pr.Index) && o.Head == head && o.Base == "main" && o.Branch == "feature-plan"
 		}) {
 			t.Fatalf("open pull requests %v, %v; want #%d at %s", open, err, pr.Index, head[:7])
 		}
-		plan := report.Plan{Environment: "staging", Commit: head, Created: 1}
+		plan := ferryforge.Plan{Environment: "staging", Commit: head, Created: 1}
 		if err := p.Comment(ctx, repo, int(pr.Index), plan.Marker(), plan.Comment()); err != nil {
 			t.Fatal(err)
 		}
@@ -217,15 +219,15 @@ func TestReportGitea(t *testing.T) {
 			t.Fatal("the squash merge failed above, so there is nothing to post on")
 		}
 		merged, head := sq[0], sq[1]
-		r := report.NewReporter(p, report.DefaultReporterOptions())
+		r := ferryforge.NewReporter(p, ferryforge.DefaultReporterOptions())
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { r.Run(rctx); close(done) }()
 		defer func() { cancel(); <-done }()
-		for _, s := range []report.Status{
-			{Environment: "staging", Commit: merged, State: report.Pending, Description: report.DescApplying},
-			{Environment: "staging", Commit: merged, State: report.Pending, Description: report.DescApplying}, // identical: not re-posted
-			{Environment: "staging", Commit: merged, State: report.Success, Description: report.DescHealthy(merged)},
+		for _, s := range []ferryforge.Status{
+			{Environment: "staging", Commit: merged, State: ferryforge.Pending, Description: ferryforge.DescApplying},
+			{Environment: "staging", Commit: merged, State: ferryforge.Pending, Description: ferryforge.DescApplying}, // identical: not re-posted
+			{Environment: "staging", Commit: merged, State: ferryforge.Success, Description: ferryforge.DescHealthy(merged)},
 		} {
 			r.Post(repo, s)
 		}
@@ -243,18 +245,18 @@ func TestReportGitea(t *testing.T) {
 	})
 }
 
-// hookSource is a report.Source following main of one repository as
+// hookSource is a server.Source following main of one repository as
 // "staging", recording triggers and pull request events.
 type hookSource struct {
-	repo      report.Repo
+	repo      ferryforge.Repo
 	mu        sync.Mutex
 	triggered []time.Time
 	prs       []string
 }
 
 func (s *hookSource) Environments() []string { return []string{"staging"} }
-func (s *hookSource) Snapshot(context.Context, string) (*report.Snapshot, error) {
-	return &report.Snapshot{Name: "staging"}, nil
+func (s *hookSource) Environment(context.Context, string) (*state.Environment, error) {
+	return &state.Environment{Name: "staging"}, nil
 }
 func (s *hookSource) Trigger(string) bool {
 	s.mu.Lock()
@@ -262,7 +264,7 @@ func (s *hookSource) Trigger(string) bool {
 	s.triggered = append(s.triggered, time.Now())
 	return true
 }
-func (s *hookSource) Watches(repo report.Repo, branch string) []string {
+func (s *hookSource) Watches(repo ferryforge.Repo, branch string) []string {
 	if repo.Is(s.repo) && branch == "main" {
 		return []string{"staging"}
 	}
@@ -277,17 +279,17 @@ func TestReportGiteaWebhooks(t *testing.T) {
 	name := "report-hooks"
 	wc, _, repo := reportRepo(t, name)
 	src := &hookSource{repo: repo}
-	opts := report.DefaultServerOptions()
+	opts := server.DefaultServerOptions()
 	opts.WebhookSecret = []byte("e2e-hook-secret")
-	opts.OnPullRequest = func(r report.Repo, number int, head, base string) {
+	opts.OnPullRequest = func(r ferryforge.Repo, number int, head, base string) {
 		src.mu.Lock()
 		defer src.mu.Unlock()
 		src.prs = append(src.prs, fmt.Sprintf("%s#%d %s→%s", r, number, head[:7], base))
 	}
-	srv := httptest.NewServer(report.NewServer(src, opts))
+	srv := httptest.NewServer(server.NewServer(src, opts))
 	defer srv.Close()
 	wrong := &hookSource{repo: repo}
-	forged := httptest.NewServer(report.NewServer(wrong, report.ServerOptions{WebhookSecret: []byte("another secret")}))
+	forged := httptest.NewServer(server.NewServer(wrong, server.ServerOptions{WebhookSecret: []byte("another secret")}))
 	defer forged.Close()
 	for url, secret := range map[string]string{srv.URL: "e2e-hook-secret", forged.URL: "wrong-secret"} {
 		_, _, err := forge.Client.CreateRepoHook(repo.Owner, repo.Name, gitea.CreateHookOption{

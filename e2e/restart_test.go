@@ -11,7 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"ferry.dev/ferry/apply"
-	"ferry.dev/ferry/reconciler"
+	"ferry.dev/ferry/state"
 )
 
 // TestKillDuringApply: ferry killed in the middle of applying a revision
@@ -85,13 +85,13 @@ func TestDecisionsResumeExactlyOnce(t *testing.T) {
 	p.waitDecided(t, "production", first, 2*time.Minute)
 	stop()
 
-	store := reconciler.NewStore(p.c, p.stateNS)
-	undecided := func(commit string, outcome reconciler.Outcome, healthy bool) {
+	store := state.NewStore(p.c, p.stateNS)
+	undecided := func(commit string, outcome state.Outcome, healthy bool) {
 		t.Helper()
-		if _, err := store.Update(t.Context(), "staging", func(st *reconciler.State) error {
-			st.Record(reconciler.Verdict{Commit: commit, Outcome: outcome, Reason: "recorded before a crash", Started: time.Now(), Finished: time.Now()})
+		if _, err := store.Update(t.Context(), "staging", func(st *state.State) error {
+			st.Record(state.Verdict{Commit: commit, Outcome: outcome, Reason: "recorded before a crash", Started: time.Now(), Finished: time.Now()})
 			if healthy {
-				st.LastHealthy = &reconciler.Revision{Commit: commit, Time: time.Now()}
+				st.LastHealthy = &state.Revision{Commit: commit, Time: time.Now()}
 			}
 			return nil
 		}); err != nil {
@@ -101,9 +101,9 @@ func TestDecisionsResumeExactlyOnce(t *testing.T) {
 
 	t.Log("a healthy verdict without its promotion")
 	good := p.pushMain(t, pipelineFiles("v2"), "Deploy web v2")
-	undecided(good, reconciler.OutcomeHealthy, true)
+	undecided(good, state.OutcomeHealthy, true)
 	stop = startFerry(t, p.config())
-	if v := p.waitDecided(t, "staging", good, time.Minute); v.Action != "promoted to production" {
+	if v := p.waitDecided(t, "staging", good, time.Minute); v.Action.String() != "promoted to production" {
 		t.Fatalf("after restart: %+v", v)
 	}
 	if tip := p.tip(t, "production"); tip != good {
@@ -113,16 +113,16 @@ func TestDecisionsResumeExactlyOnce(t *testing.T) {
 
 	t.Log("a failed verdict without its revert")
 	bad := p.pushMain(t, pipelineFiles("v3"), "Deploy web v3")
-	undecided(bad, reconciler.OutcomeFailed, false)
+	undecided(bad, state.OutcomeFailed, false)
 	stop = startFerry(t, p.config())
 	v := p.waitDecided(t, "staging", bad, time.Minute)
-	if !strings.HasPrefix(v.Action, "reverted by ") {
+	if !strings.HasPrefix(v.Action.String(), "reverted by ") {
 		t.Fatalf("after restart: %+v", v)
 	}
 	stop()
 	// As if ferry died after the push and before recording it.
-	if _, err := store.Update(t.Context(), "staging", func(st *reconciler.State) error {
-		st.SetAction(bad, "")
+	if _, err := store.Update(t.Context(), "staging", func(st *state.State) error {
+		st.SetAction(bad, state.Action{})
 		return nil
 	}); err != nil {
 		t.Fatal(err)

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"ferry.dev/ferry/reconciler"
 	"ferry.dev/ferry/sandbox"
+	"ferry.dev/ferry/state"
 )
 
 // productionCrashPatch makes only production's pods crash-loop.
@@ -34,11 +34,11 @@ func TestProductionFailureRevertsProduction(t *testing.T) {
 	p.waitDecided(t, "production", first, 2*time.Minute)
 
 	bad := p.pushMain(t, map[string]string{"envs/production/kustomization.yaml": productionCrashPatch}, "Tune production")
-	if v := p.waitDecided(t, "staging", bad, 2*time.Minute); v.Outcome != reconciler.OutcomeHealthy || v.Action != "promoted to production" {
+	if v := p.waitDecided(t, "staging", bad, 2*time.Minute); v.Outcome != state.OutcomeHealthy || v.Action.String() != "promoted to production" {
 		t.Fatalf("staging: %+v", v)
 	}
 	v := p.waitDecided(t, "production", bad, time.Minute)
-	if v.Outcome != reconciler.OutcomeFailed || !strings.HasPrefix(v.Action, "reverted by ") {
+	if v.Outcome != state.OutcomeFailed || !strings.HasPrefix(v.Action.String(), "reverted by ") {
 		t.Fatalf("production: %+v", v)
 	}
 	revert := p.tip(t, "production")
@@ -51,10 +51,10 @@ func TestProductionFailureRevertsProduction(t *testing.T) {
 	if p.tip(t, "main") != bad {
 		t.Fatal("main was changed by production's revert")
 	}
-	if sv, _ := p.state(t, "staging").VerdictFor(bad); sv.Outcome != reconciler.OutcomeHealthy {
+	if sv, _ := p.state(t, "staging").VerdictFor(bad); sv.Outcome != state.OutcomeHealthy {
 		t.Fatalf("staging's verdict changed: %+v", sv)
 	}
-	if rv := p.waitDecided(t, "production", revert, 2*time.Minute); rv.Outcome != reconciler.OutcomeHealthy {
+	if rv := p.waitDecided(t, "production", revert, 2*time.Minute); rv.Outcome != state.OutcomeHealthy {
 		t.Fatalf("production revert: %+v", rv)
 	}
 }
@@ -76,16 +76,16 @@ func TestRevertThatFailsStalls(t *testing.T) {
 	var revert string
 	eventually(t, time.Minute, func() (bool, string) {
 		v, _ := e.state(t, e.name).VerdictFor(badSHA)
-		revert = strings.TrimPrefix(v.Action, "reverted by ")
-		return revert != v.Action, fmt.Sprintf("verdict %+v", v)
+		revert = strings.TrimPrefix(v.Action.String(), "reverted by ")
+		return revert != v.Action.String(), fmt.Sprintf("verdict %+v", v)
 	})
 	eventually(t, time.Minute, func() (bool, string) {
 		st := e.state(t, e.name)
-		return st.Phase == reconciler.PhaseStalled, fmt.Sprintf("phase %s: %s", st.Phase, st.Message)
+		return st.Phase == state.PhaseStalled, fmt.Sprintf("phase %s: %s", st.Phase, st.Message)
 	})
 	st := e.state(t, e.name)
 	rv := st.History[0]
-	if !strings.HasPrefix(rv.Commit, revert) || rv.Outcome != reconciler.OutcomeError || !strings.HasPrefix(rv.Action, "stalled: ") {
+	if !strings.HasPrefix(rv.Commit, revert) || rv.Outcome != state.OutcomeError || !strings.HasPrefix(rv.Action.String(), "stalled: ") {
 		t.Fatalf("history head: %+v, want the revert %s failed and stalled", rv, revert)
 	}
 	// A few more intervals: still exactly the one revert, no second.
@@ -110,12 +110,12 @@ func TestRevertThatWouldDeleteANamespaceIsHeld(t *testing.T) {
 	bad["envs/staging/ns.yaml"] = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + e.ns + "-data\n"
 	t.Cleanup(func() { _ = e.c.Delete(t.Context(), namespaceObject(e.ns+"-data")) })
 	badSHA := e.push(t, bad, nil, "Add a data namespace and v2")
-	var v reconciler.Verdict
+	var v state.Verdict
 	eventually(t, time.Minute, func() (bool, string) {
 		v, _ = e.state(t, e.name).VerdictFor(badSHA)
-		return v.Action != "", fmt.Sprintf("verdict %+v", v)
+		return v.Action.String() != "", fmt.Sprintf("verdict %+v", v)
 	})
-	if v.Outcome != reconciler.OutcomeFailed || !strings.Contains(v.Action, "held: the revert would delete Namespace "+e.ns+"-data") {
+	if v.Outcome != state.OutcomeFailed || !strings.Contains(v.Action.String(), "held: the revert would delete Namespace "+e.ns+"-data") {
 		t.Fatalf("decision: %+v", v)
 	}
 	if tip := e.tip(t, "main"); tip != badSHA {

@@ -43,7 +43,7 @@ func TestRollbackHistoryRelease(t *testing.T) {
 	bad := e.push(t, withPodAnnotation("v3", sandbox.FailCrashLoop), nil, "Deploy web v3")
 	eventually(t, time.Minute, func() (bool, string) {
 		v, _ := e.state(t, e.name).VerdictFor(bad)
-		return strings.HasPrefix(v.Action, "reverted by "), v.Action
+		return strings.HasPrefix(v.Action.String(), "reverted by "), v.Action.String()
 	})
 	out, code = ferryCLI(t, bin, cfgPath, "history", e.name)
 	for _, want := range []string{"REVISION", bad[:7], "Failed", "reverted by", "CrashLoopBackOff", second[:7], "Healthy", "quarantined:"} {

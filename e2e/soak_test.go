@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"ferry.dev/ferry/reconciler"
+	"ferry.dev/ferry/state"
 )
 
 // TestSoakCatchesALateFailure: pods that turn ready and fail five seconds
@@ -23,10 +23,10 @@ func TestSoakCatchesALateFailure(t *testing.T) {
 	e.start(t)
 	eventually(t, 30*time.Second, func() (bool, string) {
 		st := e.state(t, e.name)
-		return st.Phase == reconciler.PhaseVerifying && st.Message == "verifying (soak 20s)", fmt.Sprintf("phase %s: %s", st.Phase, st.Message)
+		return st.Phase == state.PhaseVerifying && st.Message == "verifying (soak 20s)", fmt.Sprintf("phase %s: %s", st.Phase, st.Message)
 	})
 	v := e.waitVerdict(t, e.name, first, time.Minute)
-	if v.Outcome != reconciler.OutcomeFailed || !strings.Contains(v.Reason, "OOMKilled") {
+	if v.Outcome != state.OutcomeFailed || !strings.Contains(v.Reason, "OOMKilled") {
 		t.Fatalf("verdict: %s %q, want Failed naming OOMKilled", v.Outcome, v.Reason)
 	}
 	if d := v.Finished.Sub(v.Started); d < 5*time.Second {

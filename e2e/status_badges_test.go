@@ -90,7 +90,7 @@ func TestCommitStatusesAndBadges(t *testing.T) {
 	t.Log("a bad commit, reverted")
 	bad := p.pushMain(t, withPodAnnotation("v3", sandbox.FailCrashLoop), "Deploy web v3")
 	v := p.waitDecided(t, "staging", bad, time.Minute)
-	revert := strings.TrimPrefix(v.Action, "reverted by ")
+	revert := strings.TrimPrefix(v.Action.String(), "reverted by ")
 	waitStatuses(t, p.repo, bad, "ferry/staging", []string{"pending: applying", "pending: verifying", "failure: Deployment", "failure: reverted by " + revert})
 	if got := ferryStatuses(t, p.repo, bad, "ferry/production"); len(got) != 0 {
 		t.Fatalf("production posted on the bad commit: %q", got)

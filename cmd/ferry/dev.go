@@ -16,6 +16,7 @@ import (
 	"ferry.dev/ferry/config"
 	"ferry.dev/ferry/reconciler"
 	"ferry.dev/ferry/sandbox"
+	"ferry.dev/ferry/state"
 )
 
 func newDevCmd() *cobra.Command {
@@ -132,18 +133,18 @@ func observe(m *reconciler.Manager) sandbox.Observer {
 		if err != nil {
 			return "", false, err
 		}
-		if v, ok := st.VerdictFor(commit); ok && v.Action != "" {
-			line := fmt.Sprintf("  %s @ %s: %s", env, commit[:7], v.Outcome)
-			if v.Reason != "" && v.Outcome != reconciler.OutcomeHealthy {
+		if v, ok := st.VerdictFor(commit); ok && !v.Action.IsZero() {
+			line := fmt.Sprintf("  %s @ %s: %s", env, state.Short(commit), v.Outcome)
+			if v.Reason != "" && v.Outcome != state.OutcomeHealthy {
 				line += " (" + v.Reason + ")"
 			}
-			if v.Action != "none" {
-				line += " → " + v.Action
+			if v.Action.Kind != state.ActionNone {
+				line += " → " + v.Action.String()
 			}
 			return line, true, nil
 		}
 		if st.Target != nil && st.Target.Commit == commit {
-			return fmt.Sprintf("  %s @ %s: %s %s", env, commit[:7], st.Phase, st.Message), false, nil
+			return fmt.Sprintf("  %s @ %s: %s %s", env, state.Short(commit), st.Phase, st.Message), false, nil
 		}
 		return "", false, nil
 	}

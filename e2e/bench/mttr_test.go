@@ -19,8 +19,9 @@ import (
 
 	"ferry.dev/ferry/config"
 	"ferry.dev/ferry/reconciler"
-	"ferry.dev/ferry/report"
 	"ferry.dev/ferry/sandbox"
+	"ferry.dev/ferry/server"
+	"ferry.dev/ferry/state"
 )
 
 func mttrFiles(annotation string) map[string]string {
@@ -72,7 +73,7 @@ func mttrRound(b *testing.B, forge *sandbox.Gitea, round int) (toRevert, toRecov
 	wc, store, ns, good, c := e.wc, e.store, e.ns, e.first, newClient(b)
 	wait := e.wait
 	verdict := e.verdict
-	wait("healthy first deploy", func() bool { v, ok := verdict(good); return ok && v.Outcome == reconciler.OutcomeHealthy })
+	wait("healthy first deploy", func() bool { v, ok := verdict(good); return ok && v.Outcome == state.OutcomeHealthy })
 
 	start := time.Now()
 	bad, err := wc.CommitAndPush(ctx, mttrFiles("\n      annotations: {"+sandbox.FailAnnotation+": "+sandbox.FailCrashLoop+"}"), "Deploy a crashing web")
@@ -82,8 +83,8 @@ func mttrRound(b *testing.B, forge *sandbox.Gitea, round int) (toRevert, toRecov
 	var revert string
 	wait("revert commit in git", func() bool {
 		v, ok := verdict(bad)
-		if ok && strings.HasPrefix(v.Action, "reverted by ") {
-			revert = strings.TrimPrefix(v.Action, "reverted by ")
+		if ok && strings.HasPrefix(v.Action.String(), "reverted by ") {
+			revert = strings.TrimPrefix(v.Action.String(), "reverted by ")
 			return true
 		}
 		return false
@@ -107,13 +108,13 @@ func mttrRound(b *testing.B, forge *sandbox.Gitea, round int) (toRevert, toRecov
 // and ferry reconciling it in this process, with its HTTP server.
 type benchEnv struct {
 	wc      *sandbox.Clone
-	store   *reconciler.Store
+	store   *state.Store
 	ns      string
 	first   string
 	addr    string
 	stop    func()
 	wait    func(what string, cond func() bool)
-	verdict func(commit string) (reconciler.Verdict, bool)
+	verdict func(commit string) (state.Verdict, bool)
 }
 
 func startBenchEnv(ctx context.Context, b *testing.B, forge *sandbox.Gitea, name, interval string) *benchEnv {
@@ -153,9 +154,9 @@ environments:
 	if err != nil {
 		b.Fatal(err)
 	}
-	sopts := report.DefaultServerOptions()
+	sopts := server.DefaultServerOptions()
 	sopts.WebhookSecret, sopts.Log = []byte("bench-secret"), slog.New(slog.DiscardHandler)
-	srv := &http.Server{Handler: report.NewServer(m, sopts), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: server.NewServer(m, sopts), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	done := make(chan struct{})
 	go func() { defer close(done); _ = m.Run(runCtx) }()
@@ -174,10 +175,10 @@ environments:
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	e.verdict = func(commit string) (reconciler.Verdict, bool) {
+	e.verdict = func(commit string) (state.Verdict, bool) {
 		st, err := store.Load(ctx, "staging")
 		if err != nil {
-			return reconciler.Verdict{}, false
+			return state.Verdict{}, false
 		}
 		return st.VerdictFor(commit)
 	}
