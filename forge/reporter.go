@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"ferry.dev/ferry/internal/defaults"
 	"ferry.dev/ferry/internal/lru"
 )
 
@@ -51,30 +52,14 @@ func DefaultReporterOptions() ReporterOptions {
 
 func (o ReporterOptions) withDefaults() ReporterOptions {
 	d := DefaultReporterOptions()
-	if o.QueueSize <= 0 {
-		o.QueueSize = d.QueueSize
-	}
-	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = d.MaxAttempts
-	}
-	if o.MinBackoff <= 0 {
-		o.MinBackoff = d.MinBackoff
-	}
-	if o.MaxBackoff < o.MinBackoff {
-		o.MaxBackoff = max(d.MaxBackoff, o.MinBackoff)
-	}
-	if o.MaxRateLimitWait <= 0 {
-		o.MaxRateLimitWait = d.MaxRateLimitWait
-	}
-	if o.Timeout <= 0 {
-		o.Timeout = d.Timeout
-	}
-	if o.Remember <= 0 {
-		o.Remember = d.Remember
-	}
-	if o.Log == nil {
-		o.Log = slog.Default()
-	}
+	defaults.Positive(&o.QueueSize, d.QueueSize)
+	defaults.Positive(&o.MaxAttempts, d.MaxAttempts)
+	defaults.Positive(&o.MinBackoff, d.MinBackoff)
+	defaults.AtLeast(&o.MaxBackoff, d.MaxBackoff, o.MinBackoff)
+	defaults.Positive(&o.MaxRateLimitWait, d.MaxRateLimitWait)
+	defaults.Positive(&o.Timeout, d.Timeout)
+	defaults.Positive(&o.Remember, d.Remember)
+	o.Log = defaults.Or(o.Log, slog.Default())
 	return o
 }
 

@@ -40,30 +40,24 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Time from a revision's fetch to its verdict, per environment.",
 			Buckets: []float64{0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200},
 		}, []string{"environment"}),
-		applyChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ferry_apply_changes_total",
-			Help: "Objects written or deleted by ferry, by action (created, configured, deleted).",
-		}, []string{"environment", "action"}),
-		verdicts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ferry_verdicts_total",
-			Help: "Verdicts on revisions, by outcome (Healthy, Failed, TimedOut, Error).",
-		}, []string{"environment", "outcome"}),
-		promotions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ferry_promotions_total",
-			Help: "Healthy revisions promoted from one environment to another.",
-		}, []string{"from", "to"}),
-		reverts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ferry_reverts_total",
-			Help: "Revert commits ferry wrote for failed revisions.",
-		}, []string{"environment"}),
-		lastApplied: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ferry_last_applied_timestamp_seconds",
-			Help: "Unix time of the last revision applied without error.",
-		}, []string{"environment"}),
-		healthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ferry_environment_healthy",
-			Help: "1 when the environment's current revision is healthy, else 0.",
-		}, []string{"environment"}),
+		applyChanges: counter("ferry_apply_changes_total",
+			"Objects written or deleted by ferry, by action (created, configured, deleted).",
+			"environment", "action"),
+		verdicts: counter("ferry_verdicts_total",
+			"Verdicts on revisions, by outcome (Healthy, Failed, TimedOut, Error).",
+			"environment", "outcome"),
+		promotions: counter("ferry_promotions_total",
+			"Healthy revisions promoted from one environment to another.",
+			"from", "to"),
+		reverts: counter("ferry_reverts_total",
+			"Revert commits ferry wrote for failed revisions.",
+			"environment"),
+		lastApplied: gauge("ferry_last_applied_timestamp_seconds",
+			"Unix time of the last revision applied without error.",
+			"environment"),
+		healthy: gauge("ferry_environment_healthy",
+			"1 when the environment's current revision is healthy, else 0.",
+			"environment"),
 	}
 	for _, c := range []prometheus.Collector{m.reconcileDuration, m.applyChanges, m.verdicts, m.promotions, m.reverts, m.lastApplied, m.healthy} {
 		if err := reg.Register(c); err != nil {
@@ -71,6 +65,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+func counter(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+}
+
+func gauge(name, help string, labels ...string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
 }
 
 // Init makes every per-environment series of envs exist at zero, so

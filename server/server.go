@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"ferry.dev/ferry/forge"
+	"ferry.dev/ferry/internal/defaults"
 	"ferry.dev/ferry/internal/lru"
 	"ferry.dev/ferry/internal/text"
 	"ferry.dev/ferry/state"
@@ -60,15 +61,9 @@ type server struct {
 //	POST /hooks/github, /hooks/gitlab, /hooks/gitea
 func NewServer(src Source, opts ServerOptions) http.Handler {
 	d := DefaultServerOptions()
-	if opts.MaxBodyBytes <= 0 {
-		opts.MaxBodyBytes = d.MaxBodyBytes
-	}
-	if opts.ReplayMemory <= 0 {
-		opts.ReplayMemory = d.ReplayMemory
-	}
-	if opts.Log == nil {
-		opts.Log = slog.Default()
-	}
+	defaults.Positive(&opts.MaxBodyBytes, d.MaxBodyBytes)
+	defaults.Positive(&opts.ReplayMemory, d.ReplayMemory)
+	opts.Log = defaults.Or(opts.Log, slog.Default())
 	s := &server{src: src, opts: opts, log: opts.Log, deliveries: lru.New[string, struct{}](opts.ReplayMemory)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok\n") })
