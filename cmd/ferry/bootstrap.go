@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
@@ -54,15 +52,12 @@ Credentials: --token-file (or $` + gitTokenEnv + `), or --username with
 			if err != nil {
 				return err
 			}
-			opts.Credentials = creds
-			opts.Namespace = ferryNamespace(cmd)
-			opts.Out = cmd.OutOrStdout()
-			cfg, err := commandCluster(cmd, kubeconfig, kubeContext)
+			ns, cfg, ctx, stop, err := installRun(cmd, kubeconfig, kubeContext)
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			opts.Credentials, opts.Namespace, opts.Out = creds, ns, cmd.OutOrStdout()
 			if _, err := bootstrap.Run(ctx, cfg, opts); err != nil {
 				return fmt.Errorf("bootstrap: %w", err)
 			}

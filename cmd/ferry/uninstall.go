@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os/signal"
 	"syscall"
@@ -34,14 +35,12 @@ Git is not touched: remove the install directory from the repository with a
 commit, or leave it for a later bootstrap, which reuses its ferry.yaml.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts.Namespace = ferryNamespace(cmd)
-			opts.Out = cmd.OutOrStdout()
-			cfg, err := commandCluster(cmd, kubeconfig, kubeContext)
+			ns, cfg, ctx, stop, err := installRun(cmd, kubeconfig, kubeContext)
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			opts.Namespace, opts.Out = ns, cmd.OutOrStdout()
 			fmt.Fprintf(opts.Out, "removing ferry from namespace %s of %s\n", opts.Namespace, cfg.Host)
 			if err := bootstrap.Uninstall(ctx, cfg, opts); err != nil {
 				return fmt.Errorf("uninstall: %w", err)
@@ -66,4 +65,16 @@ func commandCluster(cmd *cobra.Command, kubeconfig, kubeContext string) (*rest.C
 		return nil, fmt.Errorf("%s: no cluster: %w\n  fix: pass --kubeconfig (and --context), or set $KUBECONFIG", cmd.Name(), err)
 	}
 	return cfg, nil
+}
+
+// installRun is the shared start of bootstrap and uninstall: ferry's
+// namespace and output from the command, the cluster from its flags, and a
+// context that SIGTERM or SIGINT cancels. Call stop when done.
+func installRun(cmd *cobra.Command, kubeconfig, kubeContext string) (ns string, cfg *rest.Config, ctx context.Context, stop context.CancelFunc, err error) {
+	cfg, err = commandCluster(cmd, kubeconfig, kubeContext)
+	if err != nil {
+		return "", nil, nil, nil, err
+	}
+	ctx, stop = signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+	return ferryNamespace(cmd), cfg, ctx, stop, nil
 }
