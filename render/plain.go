@@ -25,15 +25,15 @@ type manifestFile struct{ name, rel string }
 // Every broken file is reported, not only the first.
 // dir is the directory as asked for, rel where it is once symbolic links are
 // followed.
-func plain(f *treeFS, dir, rel string) ([]*unstructured.Unstructured, error) {
+// names[i] is the file objs[i] came from.
+func plain(f *treeFS, dir, rel string) (objs []*unstructured.Unstructured, names []string, err error) {
 	files, err := f.manifestFiles(dir, rel)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("%s: %w", displayDir(dir), errNoManifests)
+		return nil, nil, fmt.Errorf("%s: %w", displayDir(dir), errNoManifests)
 	}
-	var objs []*unstructured.Unstructured
 	var errs []error
 	for _, mf := range files {
 		data, err := f.readRel(mf.name, mf.rel, f.nodes[mf.rel])
@@ -47,11 +47,14 @@ func plain(f *treeFS, dir, rel string) ([]*unstructured.Unstructured, error) {
 			continue
 		}
 		objs = append(objs, more...)
+		for range more {
+			names = append(names, mf.name)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return objs, nil
+	return objs, names, nil
 }
 
 // isManifestName reports whether a file name has a YAML or JSON extension.

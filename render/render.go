@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"sync/atomic"
 
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -31,6 +32,10 @@ type Result struct {
 	// plain directory: file path order, then document order). They are the
 	// caller's own copies.
 	Objects []*unstructured.Unstructured
+	// Files[i] is the repository path of the file Objects[i] came from,
+	// such as envs/staging/app.yaml; "" where kustomize does not say (an
+	// object a transformer made).
+	Files []string
 	// Digest is "sha256:<hex>" of the normalised rendering: it changes with
 	// any content change and with nothing else (not key order, not object
 	// order).
@@ -43,7 +48,7 @@ func (r *Result) clone() *Result {
 	for i, o := range r.Objects {
 		objs[i] = o.DeepCopy()
 	}
-	return &Result{Objects: objs, Digest: r.Digest}
+	return &Result{Objects: objs, Files: slices.Clone(r.Files), Digest: r.Digest}
 }
 
 // Renderer renders directories of git trees and caches the renderings. It is
@@ -160,13 +165,14 @@ func (r *Renderer) build(tree *object.Tree, dir string) (*Result, error) {
 		return nil, err
 	}
 	var objs []*unstructured.Unstructured
+	var files []string
 	if kfile != "" {
 		if err := checkRefs(f, rel); err != nil {
 			return nil, err
 		}
-		objs, err = kustomize(f, rel)
+		objs, files, err = kustomize(f, rel, kfile)
 	} else {
-		objs, err = plain(f, dir, rel)
+		objs, files, err = plain(f, dir, rel)
 	}
 	if err != nil {
 		return nil, err
@@ -175,5 +181,5 @@ func (r *Renderer) build(tree *object.Tree, dir string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Objects: objs, Digest: d}, nil
+	return &Result{Objects: objs, Files: files, Digest: d}, nil
 }
