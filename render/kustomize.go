@@ -51,11 +51,22 @@ func kustomize(f *treeFS, dir, kfile string) (objs []*unstructured.Unstructured,
 		}
 	}()
 	m, err := krusty.MakeKustomizer(kustomizeOptions()).Run(fsys, absPath(dir))
+	if err != nil && f.budget != nil && f.budget.refused != nil {
+		return nil, nil, f.budget.refused // what kustomize failed on, in plain words
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("kustomize build: %w", err)
 	}
+	if err := f.budget.objects(m.Size()); err != nil {
+		return nil, nil, fmt.Errorf("kustomize build: %w", err)
+	}
+	var size int64
 	for _, res := range m.Resources() {
 		j, err := res.MarshalJSON()
+		size += int64(len(j))
+		if err == nil {
+			err = f.budget.output(size)
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("kustomize build: %s: %w", res.CurId(), err)
 		}

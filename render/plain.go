@@ -46,6 +46,9 @@ func plain(f *treeFS, dir, rel string) (objs []*unstructured.Unstructured, names
 			errs = append(errs, err)
 			continue
 		}
+		if err := f.budget.objects(len(objs) + len(more)); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", mf.name, err)
+		}
 		objs = append(objs, more...)
 		for range more {
 			names = append(names, mf.name)
@@ -74,8 +77,19 @@ func isManifestName(name string) bool {
 func (f *treeFS) manifestFiles(dir, rel string) ([]manifestFile, error) {
 	var files []manifestFile
 	onStack := map[string]bool{} // resolved directories being walked
+	// Each directory is walked once: links that fan out to the same
+	// directories again and again would otherwise multiply the files
+	// without bound (TestRenderRefusesSymlinkFanOut).
+	walked := map[string]string{} // resolved directory → name it was walked as
 	var walk func(name, rel string) error
 	walk = func(name, rel string) error {
+		if err := f.budget.live(); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if first, ok := walked[rel]; ok {
+			return fmt.Errorf("%s: %w: directory %s is already rendered as %s; each directory is rendered once", name, ErrLimit, displayDir(rel), first)
+		}
+		walked[rel] = name
 		onStack[rel] = true
 		defer delete(onStack, rel)
 		for _, c := range f.nodes[rel].children {
