@@ -189,3 +189,35 @@ func TestRenderRefusesSymlinkFanOut(t *testing.T) {
 		t.Errorf("took %s and %d MiB", took, alloc>>20)
 	}
 }
+
+// TestRenderRefusesKustomizeFanOut pins that kustomizations including the
+// next level twice, 12 levels deep (4,096 paths), are refused before
+// kustomize builds any of them.
+func TestRenderRefusesKustomizeFanOut(t *testing.T) {
+	fs := files{"app/l12/kustomization.yaml": "resources: [cm.yaml]\n", "app/l12/cm.yaml": cmYAML("cm")}
+	for i := range 12 {
+		fs[fmt.Sprintf("app/l%d/kustomization.yaml", i)] = "resources: [a, b]\n"
+		for _, side := range []string{"a", "b"} {
+			fs[fmt.Sprintf("app/l%d/%s/kustomization.yaml", i, side)] = fmt.Sprintf("namePrefix: %s-\nresources: [../../l%d]\n", side, i+1)
+		}
+	}
+	var err error
+	_, took := measure(func() { _, err = render(t, fs, "app/l0") })
+	if !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "through more than 1000 paths") {
+		t.Fatalf("Render: %v; want the fan-out refused", err)
+	}
+	if took > time.Second {
+		t.Errorf("took %s", took)
+	}
+	// Two levels of the same are fine: 7 builds.
+	small := files{"app/l2/kustomization.yaml": "resources: [cm.yaml]\n", "app/l2/cm.yaml": cmYAML("cm")}
+	for i := range 2 {
+		small[fmt.Sprintf("app/l%d/kustomization.yaml", i)] = "resources: [a, b]\n"
+		for _, side := range []string{"a", "b"} {
+			small[fmt.Sprintf("app/l%d/%s/kustomization.yaml", i, side)] = fmt.Sprintf("namePrefix: %s-\nresources: [../../l%d]\n", side, i+1)
+		}
+	}
+	if res := mustRender(t, small, "app/l0"); len(res.Objects) != 4 {
+		t.Errorf("%d objects, want 4", len(res.Objects))
+	}
+}
