@@ -36,32 +36,32 @@ type Scope struct {
 	// Namespaces are the namespaces its namespaced objects may be in:
 	// names, or globs where * stands for any run of characters and ? for
 	// one, such as staging-*. Default: the environment's namespace.
-	Namespaces []string `yaml:"namespaces" mapstructure:"namespaces"`
+	Namespaces []string `yaml:"namespaces"`
 	// ClusterKinds are the cluster-scoped kinds it may write, such as
 	// Namespace or ClusterRole; default [DefaultClusterKinds]. A Namespace
 	// must itself be one of Namespaces.
-	ClusterKinds []string `yaml:"clusterKinds" mapstructure:"clusterKinds"`
+	ClusterKinds []string `yaml:"clusterKinds"`
 	// ClusterAdmin lets the environment write every namespace and every
 	// kind, ferry's own namespace included. It is meant for the one
 	// environment that manages ferry's install; its ServiceAccount is bound
 	// to cluster-admin.
-	ClusterAdmin bool `yaml:"clusterAdmin" mapstructure:"clusterAdmin"`
+	ClusterAdmin bool `yaml:"clusterAdmin"`
 }
 
 // Limits bound one rendering of an environment, so that a hostile commit
 // fails its own revision instead of exhausting ferry.
 type Limits struct {
 	// MaxFileBytes is the largest file read; default [DefaultMaxFileBytes].
-	MaxFileBytes int `yaml:"maxFileBytes" mapstructure:"maxFileBytes"`
+	MaxFileBytes int `yaml:"maxFileBytes"`
 	// MaxObjects is the most objects a rendering may hold; default
 	// [DefaultMaxObjects].
-	MaxObjects int `yaml:"maxObjects" mapstructure:"maxObjects"`
+	MaxObjects int `yaml:"maxObjects"`
 	// MaxRenderBytes bounds the size of a rendering; default
 	// [DefaultMaxRenderBytes].
-	MaxRenderBytes int `yaml:"maxRenderBytes" mapstructure:"maxRenderBytes"`
+	MaxRenderBytes int `yaml:"maxRenderBytes"`
 	// RenderTimeout bounds the time of one rendering; default
 	// [DefaultRenderTimeout].
-	RenderTimeout time.Duration `yaml:"renderTimeout" mapstructure:"renderTimeout"`
+	RenderTimeout time.Duration `yaml:"renderTimeout"`
 }
 
 func (l *Limits) setDefaults() {
