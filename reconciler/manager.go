@@ -53,11 +53,11 @@ func (o Options) withDefaults() Options {
 
 // Manager runs the reconcilers of every configured environment.
 type Manager struct {
-	cfg     *config.Config
-	envs    map[string]*Reconciler
-	plans   *planQueue
-	trust   forge.Trust
-	pulls   pullRequestLister
+	cfg   *config.Config
+	envs  map[string]*Reconciler
+	plans *planQueue
+	trust forge.Trust
+	pulls pullRequestLister
 	// planEvery is how often open pull requests are polled for plans.
 	planEvery time.Duration
 }
