@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"code.gitea.io/sdk/gitea"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -229,4 +230,91 @@ func TestAliasBombIsBounded(t *testing.T) {
 	} else {
 		t.Logf("ferry's peak RSS: %d MiB", rss>>20)
 	}
+}
+
+// TestForkPullRequestIsNotPlanned: a pull request from a fork (a second
+// user's) is not rendered: its plan status says it was skipped and how to
+// allow it. The fork's author asking for a plan changes nothing; a user
+// with write access asking does. A comment the fork's author planted with
+// ferry's marker is never edited.
+func TestForkPullRequestIsNotPlanned(t *testing.T) {
+	p := newPipeline(t, pipelineFiles("v1"))
+	cfg := p.config() + fmt.Sprintf("server: {addr: %q}\n", freeAddr(t)) + reportTo(p.tokenFile)
+	startFerryProcess(t, buildFerry(t), writeConfig(t, cfg))
+	p.waitDecided(t, "staging", p.tip(t, "main"), 2*time.Minute)
+
+	user, password := "mallory-"+randomSuffix(t), "pw-"+randomSuffix(t)
+	no := false
+	if _, _, err := forge.Client.AdminCreateUser(gitea.CreateUserOption{Username: user, Email: user + "@example.invalid", Password: password, MustChangePassword: &no}); err != nil {
+		t.Fatal(err)
+	}
+	mallory, err := gitea.NewClient(strings.TrimSuffix(forge.URL, "/"), gitea.SetBasicAuth(user, password), gitea.SetGiteaVersion(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := mallory.CreateFork(forge.User, p.repo, gitea.CreateForkOption{}); err != nil {
+		t.Fatal(err)
+	}
+	p.git(t, "checkout", "--quiet", "-B", "feature", "origin/main")
+	files := pipelineFiles("v1")
+	files["envs/staging/extra.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  k: from-a-fork\n"
+	for name, content := range files {
+		if err := p.wc.Write(name, content); err != nil {
+			t.Fatal(err)
+		}
+	}
+	head, err := p.wc.Commit(t.Context(), "A change from a fork")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.git(t, "push", "--quiet", fmt.Sprintf("%s%s/%s.git", forge.URL, user, p.repo), "HEAD:refs/heads/feature")
+	pr, _, err := mallory.CreatePullRequest(forge.User, p.repo, gitea.CreatePullRequestOption{Head: user + ":feature", Base: "main", Title: "From a fork"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	planted := "<!-- ferry/plan/staging -->\nplanted by " + user
+	c, _, err := mallory.CreateIssueComment(forge.User, p.repo, pr.Index, gitea.CreateIssueCommentOption{Body: planted})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hasStatus(t, p.repo, head, "ferry/plan/staging", "pending: skipped: from a fork, not rendered; a user with write access may comment /ferry plan")
+	plans := func() (int, string) {
+		cs, _, err := forge.Client.ListIssueComments(forge.User, p.repo, pr.Index, gitea.ListIssueCommentOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, body := 0, ""
+		for _, c := range cs {
+			if strings.Contains(c.Body, "ferry plan for") {
+				n, body = n+1, c.Body
+			}
+		}
+		return n, body
+	}
+	t.Log("the fork's author asks: still skipped")
+	if _, _, err := mallory.CreateIssueComment(forge.User, p.repo, pr.Index, gitea.CreateIssueCommentOption{Body: "/ferry plan"}); err != nil {
+		t.Fatal(err)
+	}
+	consistently(t, 5*time.Second, func() (bool, string) {
+		n, body := plans()
+		return n == 0, "planned on the fork author's request: " + body
+	})
+	t.Log("the repository's owner asks: planned")
+	if _, _, err := forge.Client.CreateIssueComment(forge.User, p.repo, pr.Index, gitea.CreateIssueCommentOption{Body: "/ferry plan"}); err != nil {
+		t.Fatal(err)
+	}
+	hasStatus(t, p.repo, head, "ferry/plan/staging", "success: 0 created, 1 changed, 0 pruned")
+	eventually(t, time.Minute, func() (bool, string) {
+		n, body := plans()
+		return n == 1 && strings.Contains(body, "from-a-fork"), fmt.Sprintf("%d plan comments: %s", n, body)
+	})
+	got, _, err := forge.Client.GetIssueComment(forge.User, p.repo, c.ID)
+	if err != nil || got.Body != planted {
+		t.Fatalf("the planted comment was edited: %q, %v", got.Body, err)
+	}
+}
+
+func randomSuffix(t *testing.T) string {
+	t.Helper()
+	return strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 }
