@@ -54,7 +54,8 @@ func absent(t *testing.T, c client.Client, obj client.Object, what string) {
 // the object, its file and the rule.
 func TestScopeRefusesWhatIsNotStagings(t *testing.T) {
 	p := newPipeline(t, pipelineFiles("v1"))
-	startFerry(t, p.config()+reportTo(p.tokenFile))
+	cfg := p.config() + fmt.Sprintf("server: {addr: %q}\n", freeAddr(t)) + reportTo(p.tokenFile)
+	startFerryProcess(t, buildFerry(t), writeConfig(t, cfg))
 	first := p.tip(t, "main")
 	requireHealthy(t, p.waitVerdict(t, "staging", first, 2*time.Minute))
 
