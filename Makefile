@@ -2,7 +2,7 @@
 GO      ?= go
 TIMEOUT ?= 45m
 
-.PHONY: all build test unit e2e vet tools demo bench clean-run chromium
+.PHONY: all build test unit e2e vet tools demo bench clean-run chromium fuzz
 
 all: build
 
@@ -19,6 +19,22 @@ vet:
 
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /e2e -e /sandbox)
+
+## fuzz: run each fuzz target for FUZZTIME (their seed corpora run in unit).
+## A crash is saved under the package's testdata/fuzz and becomes a
+## regression test: commit it with the fix.
+FUZZTIME ?= 30s
+FUZZ_TARGETS = \
+	./config:FuzzParse \
+	./render:FuzzParseManifests ./render:FuzzRender ./render:FuzzCheckAliases \
+	./server:FuzzParseGitHub ./server:FuzzParseGitea ./server:FuzzParseGitLab \
+	./server:FuzzVerifySignature ./forge:FuzzParseRepo
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 ## chromium: Debian's chromium, for the badge and status page checks.
 chromium:

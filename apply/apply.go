@@ -30,12 +30,15 @@ import (
 const (
 	// OwnerLabel names the environment that applied an object.
 	OwnerLabel = "ferry.dev/environment"
-	// PruneAnnotation set to "disabled" keeps an object when it leaves the rendering.
+	// PruneAnnotation set to "disabled" on an object in git keeps the object
+	// when it later leaves the rendering; set by hand on the live object
+	// only, it is ignored.
 	PruneAnnotation = "ferry.dev/prune"
-	// ForceAnnotation set to "enabled" lets ferry delete and recreate an
-	// object whose change touches an immutable field.
+	// ForceAnnotation set to "enabled" on an object in git lets ferry delete
+	// and recreate it when its change touches an immutable field.
 	ForceAnnotation = "ferry.dev/force"
-	// ReconcileAnnotation set to "disabled" makes ferry leave a live object alone.
+	// ReconcileAnnotation set to "disabled" on an object in git makes ferry
+	// leave its live copy alone; set on the live object only, it is ignored.
 	ReconcileAnnotation = "ferry.dev/reconcile"
 	// FieldManager is the server-side apply field manager.
 	FieldManager = "ferry"
@@ -84,13 +87,18 @@ func (a *Applier) OwnerLabels() map[string]string {
 	return map[string]string{OwnerLabel: a.opts.Environment}
 }
 
-func (a *Applier) applyOptions() ssa.ApplyOptions {
+// applyOptions are ssa's options for desired: no selectors, which would
+// also match the live object (optout.go).
+func (a *Applier) applyOptions(desired *unstructured.Unstructured) ssa.ApplyOptions {
 	o := ssa.DefaultApplyOptions()
-	o.Force = a.opts.Force
-	o.ForceSelector = map[string]string{ForceAnnotation: "enabled"}
-	o.ExclusionSelector = map[string]string{ReconcileAnnotation: "disabled"}
+	o.Force = a.forced(desired)
 	o.WaitTimeout = a.opts.WaitTimeout
 	return o
+}
+
+// diffOptions are ssa's dry-run options for desired, without selectors.
+func (a *Applier) diffOptions(desired *unstructured.Unstructured) ssa.DiffOptions {
+	return ssa.DiffOptions{Force: a.forced(desired)}
 }
 
 // Prepare returns copies of objs with owner labels and default namespaces
@@ -235,16 +243,15 @@ func (p *plan) set() object.ObjMetadataSet {
 func (a *Applier) diffAll(ctx context.Context, objs []*unstructured.Unstructured) (*plan, error) {
 	p := &plan{objs: objs, entries: make([]ssa.ChangeSetEntry, len(objs))}
 	errs := make([]error, len(objs))
-	opts := ssa.DiffOptions{
-		Exclusions:    map[string]string{ReconcileAnnotation: "disabled"},
-		Force:         a.opts.Force,
-		ForceSelector: map[string]string{ForceAnnotation: "enabled"},
-	}
 	var g errgroup.Group
 	g.SetLimit(a.opts.Concurrency)
 	for i, o := range objs {
+		if disabled(o) {
+			p.entries[i] = skipped(o)
+			continue
+		}
 		g.Go(func() error {
-			entry, _, _, err := a.rm.Diff(ctx, o.DeepCopy(), opts)
+			entry, _, _, err := a.rm.Diff(ctx, o.DeepCopy(), a.diffOptions(o))
 			if err != nil {
 				errs[i] = explain(err)
 				return nil
@@ -274,7 +281,7 @@ func (a *Applier) writeAll(ctx context.Context, p *plan) error {
 		g.Go(func() error {
 			err := a.client.Patch(ctx, o.DeepCopy(), client.Apply, client.ForceOwnership, client.FieldOwner(FieldManager))
 			if err != nil && ssaerrors.IsImmutableError(err) {
-				_, err = a.rm.Apply(ctx, o.DeepCopy(), a.applyOptions())
+				_, err = a.rm.Apply(ctx, o.DeepCopy(), a.applyOptions(o))
 			}
 			if err != nil {
 				errs[i] = explain(fmt.Errorf("%s apply: %w", ssautils.FmtUnstructured(o), err))

@@ -47,10 +47,10 @@ func (a *Applier) Plan(ctx context.Context, objs []*unstructured.Unstructured, i
 	var errs []error
 	desired := Inventory{}
 	for _, o := range prepared {
-		entry, live, dry, err := a.rm.Diff(ctx, o, ssa.DiffOptions{
-			Exclusions: map[string]string{ReconcileAnnotation: "disabled"},
-			Force:      a.opts.Force, ForceSelector: map[string]string{ForceAnnotation: "enabled"},
-		})
+		if disabled(o) {
+			continue // left alone, as Apply leaves it
+		}
+		entry, live, dry, err := a.rm.Diff(ctx, o, a.diffOptions(o))
 		if err != nil {
 			errs = append(errs, explain(err))
 			continue
@@ -98,7 +98,7 @@ func (a *Applier) prunable(ctx context.Context, stale Inventory) ([]ObjectDiff, 
 			}
 			return nil, fmt.Errorf("%s: %w", ssautils.FmtUnstructured(stub), err)
 		}
-		if live.GetLabels()[OwnerLabel] != a.opts.Environment || ssautils.AnyInMetadata(live, map[string]string{PruneAnnotation: "disabled"}) {
+		if live.GetLabels()[OwnerLabel] != a.opts.Environment || keptByGit(live) {
 			continue
 		}
 		u, err := unified(live, nil)

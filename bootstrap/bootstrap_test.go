@@ -82,7 +82,8 @@ func TestConfigManagesItself(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%+v: %v\n%s", creds, err, data)
 		}
-		if err := checkConfig(data, o); err != nil {
+		grants, err := checkConfig(data, o)
+		if err != nil {
 			t.Fatalf("%+v: %v", creds, err)
 		}
 		env, ok := cfg.Environment(o.Environment)
@@ -102,6 +103,14 @@ func TestConfigManagesItself(t *testing.T) {
 		if cfg.Namespace != o.Namespace || env.Namespace != o.Namespace {
 			t.Errorf("namespaces %s, %s; want %s", cfg.Namespace, env.Namespace, o.Namespace)
 		}
+		// The install's scope is written out, not left to a default.
+		if !env.Scope.ClusterAdmin || !strings.Contains(string(data), "    scope:\n      clusterAdmin: true\n") ||
+			env.ServiceAccount != "ferry-env-"+o.Environment {
+			t.Errorf("install environment scope %+v, serviceAccount %q:\n%s", env.Scope, env.ServiceAccount, data)
+		}
+		if len(grants) != 1 || !grants[0].Scope.ClusterAdmin || grants[0].ServiceAccount != "ferry-env-"+o.Environment || grants[0].Namespace != o.Namespace {
+			t.Errorf("grants = %+v", grants)
+		}
 		if strings.Contains(string(data), "t0ken") || strings.Contains(string(data), `"p"`) {
 			t.Errorf("a secret is in ferry.yaml:\n%s", data)
 		}
@@ -120,10 +129,11 @@ func TestCheckConfigRefuses(t *testing.T) {
 		{"invalid", []byte("environments: 3\n"), "environments"},
 		{"other namespace", configYAML(Options{Namespace: "ops", Environment: o.Environment, Repo: o.Repo, Branch: o.Branch, Credentials: o.Credentials}), "namespace is ops"},
 		{"not self-managed", configYAML(other), "would not manage"},
+		{"install without a scope", []byte(strings.Replace(string(configYAML(o)), "    scope:\n      clusterAdmin: true\n", "", 1)), "only the environment of ferry's install (scope.clusterAdmin: true) may write it"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := checkConfig(tt.data, o); err == nil || !strings.Contains(err.Error(), tt.want) {
+			if _, err := checkConfig(tt.data, o); err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("checkConfig: %v, want an error about %q", err, tt.want)
 			}
 		})

@@ -10,6 +10,7 @@ import (
 
 	"ferry.dev/ferry/config"
 	"ferry.dev/ferry/manifests"
+	"ferry.dev/ferry/scope"
 )
 
 // configYAML is the ferry.yaml of a first install: one environment, named
@@ -38,7 +39,14 @@ environments:
       path: %[5]s
       auth:
 %[6]s    namespace: %[1]s
-`, opts.Namespace, opts.Environment, quote(opts.Repo), quote(opts.Branch), quote(opts.InstallPath()), auth)
+    # ferry's install is the one environment that may write ferry's own
+    # namespace and anything cluster-wide: its ServiceAccount is bound to
+    # cluster-admin in environments.yaml, next to this file. Give every
+    # other environment a scope of its own namespaces.
+    serviceAccount: %[7]s
+    scope:
+      clusterAdmin: true
+`, opts.Namespace, opts.Environment, quote(opts.Repo), quote(opts.Branch), quote(opts.InstallPath()), auth, config.EnvServiceAccountPrefix+opts.Environment)
 }
 
 // quote writes s as a YAML double-quoted scalar (JSON's string syntax is
@@ -51,21 +59,38 @@ func quote(s string) string {
 // checkConfig validates a ferry.yaml for this install: valid, in the same
 // namespace, and with an environment that follows the install directory
 // (otherwise ferry would not manage itself).
-func checkConfig(data []byte, opts Options) error {
+//
+// It returns the ServiceAccounts and scopes of the environments, for
+// environments.yaml.
+func checkConfig(data []byte, opts Options) ([]scope.Grant, error) {
 	cfg, err := config.Parse(data)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if cfg.Namespace != opts.Namespace {
-		return fmt.Errorf("its namespace is %s, not %s", cfg.Namespace, opts.Namespace)
+		return nil, fmt.Errorf("its namespace is %s, not %s", cfg.Namespace, opts.Namespace)
 	}
 	dir := opts.InstallPath()
-	for _, env := range cfg.Environments {
+	var grants []scope.Grant
+	self := false
+	for i := range cfg.Environments {
+		env := &cfg.Environments[i]
 		if path.Clean(env.Source.Path) == dir && env.Source.Branch == opts.Branch {
-			return nil
+			self = true
 		}
+		grants = append(grants, scope.Grant{
+			Scope: scope.Scope{
+				Environment: env.Name, Namespaces: env.Scope.Namespaces, ClusterKinds: env.Scope.ClusterKinds,
+				ClusterAdmin: env.Scope.ClusterAdmin, DefaultNamespace: env.Namespace,
+			},
+			ServiceAccount: env.ServiceAccountName(true),
+			Namespace:      cfg.Namespace,
+		})
 	}
-	return fmt.Errorf("no environment follows %s on branch %s, so ferry would not manage its own install", dir, opts.Branch)
+	if !self {
+		return nil, fmt.Errorf("no environment follows %s on branch %s, so ferry would not manage its own install", dir, opts.Branch)
+	}
+	return grants, nil
 }
 
 // committedImage returns the image a committed kustomization.yaml gives

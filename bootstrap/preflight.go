@@ -235,14 +235,15 @@ func (r *run) checkPlan(ctx context.Context) (string, *Problem) {
 	if !hasCfg {
 		cfgYAML = configYAML(r.opts)
 	}
-	if err := checkConfig(cfgYAML, r.opts); err != nil {
+	grants, err := checkConfig(cfgYAML, r.opts)
+	if err != nil {
 		where := "the ferry.yaml bootstrap writes"
 		if hasCfg {
 			where = path.Join(dir, manifests.ConfigFile)
 		}
 		return problem(fmt.Errorf("%s: %w", where, err), "fix ferry.yaml in git (bootstrap keeps an existing one), or check --namespace, --branch and --path")
 	}
-	mopts := manifests.Options{Namespace: r.opts.Namespace, Image: p.image, ConfigYAML: cfgYAML, Replicas: r.opts.Replicas}
+	mopts := manifests.Options{Namespace: r.opts.Namespace, Image: p.image, ConfigYAML: cfgYAML, Replicas: r.opts.Replicas, Environments: grants}
 	if p.files, err = manifests.Files(mopts); err != nil {
 		return problem(err, "check --image and --namespace")
 	}

@@ -37,8 +37,10 @@ func DefaultUninstallOptions() UninstallOptions {
 }
 
 // Uninstall removes ferry's install from the cluster of cfg: its Namespace
-// (and with it the Deployment, Service, RBAC, state ConfigMaps, Lease and
-// credential Secret) and its ClusterRole and ClusterRoleBinding. It deletes
+// (and with it the Deployment, Service, RBAC, state ConfigMaps, Lease,
+// credential Secret and the environments' ServiceAccounts), its ClusterRole
+// and ClusterRoleBinding, and the RBAC of the environments'
+// ServiceAccounts (environments.yaml: labelled ferry.dev/scope-of). It deletes
 // exactly the install's cluster-scoped objects by name, and only those that
 // carry PartOfLabel=ferry; it leaves everything ferry applied for the
 // environments in place. It does not touch git: the install directory stays
@@ -61,6 +63,11 @@ func Uninstall(ctx context.Context, cfg *rest.Config, opts UninstallOptions) err
 	if err != nil {
 		return err
 	}
+	grants, err := environmentRBAC(ctx, c, opts.Namespace)
+	if err != nil {
+		return err
+	}
+	targets = append(targets, grants...)
 	// The Namespace goes first: its pods stop, so no running ferry puts
 	// the cluster RBAC back.
 	var errs []error
@@ -150,4 +157,64 @@ func waitGone(ctx context.Context, c client.Client, o *unstructured.Unstructured
 		case <-tick.C:
 		}
 	}
+}
+
+// ScopeOfLabel marks the RBAC of an environment's ServiceAccount (see
+// scope.RBAC).
+const ScopeOfLabel = "ferry.dev/scope-of"
+
+// environmentRBAC lists the RoleBindings, ClusterRoleBindings and
+// ClusterRoles of the environments' ServiceAccounts of the install in
+// namespace: those labelled ScopeOfLabel and PartOfLabel=ferry, see
+// ofInstall.
+func environmentRBAC(ctx context.Context, c client.Client, namespace string) ([]*unstructured.Unstructured, error) {
+	var all []*unstructured.Unstructured
+	for _, kind := range []string{"RoleBindingList", "ClusterRoleBindingList", "ClusterRoleList"} {
+		list := &unstructured.UnstructuredList{}
+		list.SetAPIVersion("rbac.authorization.k8s.io/v1")
+		list.SetKind(kind)
+		if err := c.List(ctx, list, client.HasLabels{ScopeOfLabel}, client.MatchingLabels{PartOfLabel: "ferry"}); err != nil {
+			return nil, fmt.Errorf("list %s: %w", kind, err)
+		}
+		for i := range list.Items {
+			all = append(all, &list.Items[i])
+		}
+	}
+	return ofInstall(all, namespace), nil
+}
+
+// ofInstall keeps, of the environments' RBAC objects, those of the install
+// in namespace: the bindings whose subjects are ServiceAccounts there, and
+// the ClusterRoles only those bindings name. Another install in the same
+// cluster keeps its own.
+func ofInstall(objs []*unstructured.Unstructured, namespace string) []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	roles := map[string]bool{}
+	for _, o := range objs {
+		if o.GetKind() == "ClusterRole" {
+			continue
+		}
+		subjects, _, _ := unstructured.NestedSlice(o.Object, "subjects")
+		ours := len(subjects) > 0
+		for _, s := range subjects {
+			m, _ := s.(map[string]any)
+			if m["kind"] != "ServiceAccount" || m["namespace"] != namespace {
+				ours = false
+			}
+		}
+		if !ours {
+			continue
+		}
+		out = append(out, o)
+		if kind, _, _ := unstructured.NestedString(o.Object, "roleRef", "kind"); kind == "ClusterRole" {
+			name, _, _ := unstructured.NestedString(o.Object, "roleRef", "name")
+			roles[name] = true
+		}
+	}
+	for _, o := range objs {
+		if o.GetKind() == "ClusterRole" && roles[o.GetName()] {
+			out = append(out, o)
+		}
+	}
+	return out
 }

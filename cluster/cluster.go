@@ -27,6 +27,21 @@ import (
 // in-cluster ServiceAccount. Client-side rate limiting is off; the API
 // server's priority and fairness does the limiting.
 func RESTConfig(cl config.Cluster) (*rest.Config, error) {
+	cfg, _, err := restConfig(cl)
+	return cfg, err
+}
+
+// InCluster reports whether ferry reaches a configured cluster as the pod's
+// own ServiceAccount (no kubeconfig found), where each environment's
+// requests impersonate its ServiceAccount by default
+// (config.Environment.ServiceAccountName).
+func InCluster(cl config.Cluster) (bool, error) {
+	_, in, err := restConfig(cl)
+	return in, err
+}
+
+func restConfig(cl config.Cluster) (*rest.Config, bool, error) {
+	inCluster := false
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if cl.Kubeconfig != "" {
 		rules.ExplicitPath = cl.Kubeconfig
@@ -36,17 +51,17 @@ func RESTConfig(cl config.Cluster) (*rest.Config, error) {
 	if err != nil {
 		if cl.Kubeconfig == "" {
 			if ic, ierr := rest.InClusterConfig(); ierr == nil {
-				cfg, err = ic, nil
+				cfg, err, inCluster = ic, nil, true
 			}
 		}
 		if err != nil {
-			return nil, fmt.Errorf("kubeconfig %q: %w (set cluster.kubeconfig, $KUBECONFIG, or run in a cluster)", cl.Kubeconfig, err)
+			return nil, false, fmt.Errorf("kubeconfig %q: %w (set cluster.kubeconfig, $KUBECONFIG, or run in a cluster)", cl.Kubeconfig, err)
 		}
 	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = -1, -1
 	cfg.UserAgent = "ferry"
-	return cfg, nil
+	return cfg, inCluster, nil
 }
 
 // Impersonate returns a copy of cfg that acts as the ServiceAccount
@@ -58,10 +73,10 @@ func Impersonate(cfg *rest.Config, namespace, name string) (*rest.Config, error)
 		return nil, fmt.Errorf("impersonate ServiceAccount %q in namespace %q: both are needed", name, namespace)
 	}
 	out := rest.CopyConfig(cfg)
-	out.Impersonate = rest.ImpersonationConfig{
-		UserName: "system:serviceaccount:" + namespace + ":" + name,
-		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
-	}
+	// No groups are sent: for a ServiceAccount the API server adds its
+	// groups itself, while groups sent would each need the impersonate
+	// right on groups, which ferry's install does not grant.
+	out.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + namespace + ":" + name}
 	return out, nil
 }
 

@@ -3,7 +3,6 @@ package cluster
 import (
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -68,10 +67,10 @@ func TestImpersonate(t *testing.T) {
 	if cfg.Impersonate.UserName != "system:serviceaccount:team-a:deployer" {
 		t.Errorf("user %q", cfg.Impersonate.UserName)
 	}
-	for _, g := range []string{"system:serviceaccounts", "system:serviceaccounts:team-a", "system:authenticated"} {
-		if !slices.Contains(cfg.Impersonate.Groups, g) {
-			t.Errorf("groups %v lack %s", cfg.Impersonate.Groups, g)
-		}
+	// The API server adds a ServiceAccount's groups; sent, each would need
+	// the impersonate right on groups too.
+	if len(cfg.Impersonate.Groups) != 0 {
+		t.Errorf("groups %v sent", cfg.Impersonate.Groups)
 	}
 	if base.Impersonate.UserName != "" || cfg.BearerToken != "t0ken" {
 		t.Error("Impersonate changed its input or lost the credentials that do the impersonating")

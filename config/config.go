@@ -9,6 +9,8 @@ package config
 
 import (
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Values accepted by [Environment.OnFailure].
@@ -113,6 +115,14 @@ type Environment struct {
 	// more than maxPruneFraction of the inventory; default false: such a
 	// revert or promotion is held for a person.
 	AllowDestructive bool `yaml:"allowDestructive"`
+	// Scope is what the environment's commits may write; see [Scope].
+	Scope Scope `yaml:"scope"`
+	// ServiceAccount, in ferry's namespace, is impersonated by every request
+	// made for the environment; see [Environment.ServiceAccountName] for
+	// the default.
+	ServiceAccount string `yaml:"serviceAccount"`
+	// Limits bound one rendering; see [Limits].
+	Limits Limits `yaml:"limits"`
 }
 
 // PruneEnabled reports whether objects that left the rendering are deleted;
@@ -239,6 +249,10 @@ type Report struct {
 	TokenFile string `yaml:"tokenFile"`
 	// WebhookSecretFile holds the shared secret of webhooks (HMAC).
 	WebhookSecretFile string `yaml:"webhookSecretFile"`
+	// PlanForks renders and dry-runs pull requests from forks too; default
+	// false: a fork's pull request is planned only after a user with write
+	// access comments "/ferry plan".
+	PlanForks bool `yaml:"planForks"`
 }
 
 // Server is ferry's HTTP endpoint: badges, status API, metrics, webhooks.
@@ -288,6 +302,8 @@ func (e *Environment) setDefaults() {
 	prune := true
 	e.Prune = &prune
 	e.MaxPruneFraction = DefaultMaxPruneFraction
+	e.Scope.setDefaults()
+	e.Limits.setDefaults()
 }
 
 func (p *Promote) setDefaults() {
@@ -306,6 +322,10 @@ func (c *Config) setDerivedDefaults() {
 		e := &c.Environments[i]
 		if e.Namespace == "" {
 			e.Namespace = e.Name
+		}
+		// An invalid namespace is reported once, as the namespace.
+		if e.Scope.Namespaces == nil && !e.Scope.ClusterAdmin && len(validation.IsDNS1123Label(e.Namespace)) == 0 {
+			e.Scope.Namespaces = []string{e.Namespace}
 		}
 	}
 }

@@ -23,6 +23,8 @@ func FuzzParse(f *testing.F) {
 		"environments:\n  - {name: dev, source: {url: git@h:o/r.git, branch: main, path: ., auth: {sshKeyFile: /k, knownHostsFile: /h}}, health: {soak: 1m}, promote: {to: dev}}\n",
 		"environments: [{name: a, maxPruneFraction: .inf, prune: ~, health: {timeout: 1h30m}}]\nreport: {provider: webhook}\n",
 		"? [a]\n: b\n",
+		"environments: [{name: a, source: {url: https://h/r.git, branch: a, path: .}, scope: {namespaces: [\"a-*\", \"*?*\"], clusterKinds: [Namespace]}, limits: {maxObjects: 1, renderTimeout: 1s}}, {name: b, source: {url: https://h/r.git, branch: b, path: .}, scope: {namespaces: [\"*-b\"]}}]\n",
+		"environments: [{name: i, namespace: ferry-system, serviceAccount: x, scope: {clusterAdmin: true}, source: {url: https://h/r.git, branch: a, path: .}}]\nreport: {planForks: true}\n",
 		"environments: [{name: a, source: {url: https://h/r.git, branch: main, path: .}, health: {checks: [{apiVersion: example.com/v1, kind: W, current: \"status.?ready.orValue(false)\", failed: \"has(status.x\"}], http: [{url: http://127.0.0.1/, status: 204, body: \"(ok\", timeout: 1s}]}}]\n",
 	} {
 		f.Add([]byte(seed))

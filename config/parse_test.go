@@ -93,6 +93,8 @@ func TestParseDesignExample(t *testing.T) {
 			Promote:          &config.Promote{To: "production", Mode: "push"},
 			Prune:            &yes,
 			MaxPruneFraction: 0.5,
+			Scope:            config.Scope{Namespaces: []string{"staging"}, ClusterKinds: []string{"Namespace"}},
+			Limits:           config.Limits{MaxFileBytes: config.DefaultMaxFileBytes, MaxObjects: config.DefaultMaxObjects, MaxRenderBytes: config.DefaultMaxRenderBytes, RenderTimeout: config.DefaultRenderTimeout},
 		}, {
 			Name: "production",
 			Source: config.Source{
@@ -104,6 +106,8 @@ func TestParseDesignExample(t *testing.T) {
 			OnFailure:        "revert",
 			Prune:            &yes,
 			MaxPruneFraction: 0.5,
+			Scope:            config.Scope{Namespaces: []string{"production"}, ClusterKinds: []string{"Namespace"}},
+			Limits:           config.Limits{MaxFileBytes: config.DefaultMaxFileBytes, MaxObjects: config.DefaultMaxObjects, MaxRenderBytes: config.DefaultMaxRenderBytes, RenderTimeout: config.DefaultRenderTimeout},
 		}},
 		Report:    config.Report{Provider: "github", TokenFile: "/var/run/ferry/token"},
 		Server:    config.Server{Addr: ":9090"},
@@ -137,6 +141,8 @@ environments:
 			OnFailure:        config.OnFailureHold,
 			Prune:            &yes,
 			MaxPruneFraction: config.DefaultMaxPruneFraction,
+			Scope:            config.Scope{Namespaces: []string{"dev"}, ClusterKinds: []string{"Namespace"}}, // the namespace; its Namespace
+			Limits:           config.Limits{MaxFileBytes: config.DefaultMaxFileBytes, MaxObjects: config.DefaultMaxObjects, MaxRenderBytes: config.DefaultMaxRenderBytes, RenderTimeout: config.DefaultRenderTimeout},
 		}},
 		Server:    config.Server{Addr: config.DefaultAddr},
 		Namespace: config.DefaultNamespace,
@@ -715,6 +721,10 @@ func TestValidateProgrammaticConfig(t *testing.T) {
 		{"environments[0].health.interval", "must be positive"},
 		{"environments[0].onFailure", `unknown value ""`},
 		{"environments[0].maxPruneFraction", "out of range"},
+		{"environments[0].limits.maxFileBytes", "must be positive"},
+		{"environments[0].limits.maxObjects", "must be positive"},
+		{"environments[0].limits.maxRenderBytes", "must be positive"},
+		{"environments[0].limits.renderTimeout", "must be positive"},
 		{"server.addr", "required"},
 		{"namespace", "required"},
 		{"log.level", `unknown level ""`},

@@ -58,6 +58,7 @@ func (c *Config) problems() []error {
 		e.validate(at, &p)
 	}
 	c.validatePromotions(index, &p)
+	c.validateScopes(&p)
 	c.Report.validate("report", &p)
 	c.Server.validate("server", &p)
 	if c.Namespace == "" {
@@ -110,6 +111,7 @@ func (e *Environment) validate(at string, p *problems) {
 	if !(e.MaxPruneFraction > 0 && e.MaxPruneFraction <= 1) {
 		p.add(at+".maxPruneFraction", "%v is out of range: must be greater than 0 and at most 1 (0.5 prunes at most half the inventory); to turn pruning off set prune: false", e.MaxPruneFraction)
 	}
+	e.validateScope(at, p)
 }
 
 func (s *Source) validate(at string, p *problems) {

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,6 +33,7 @@ import (
 	"ferry.dev/ferry/config"
 	"ferry.dev/ferry/manifests"
 	"ferry.dev/ferry/sandbox"
+	"ferry.dev/ferry/scope"
 )
 
 func bootRandom() string {
@@ -147,7 +149,9 @@ func TestBootstrap(t *testing.T) {
 	}
 	// The commit holds exactly what Files gives, with no secret anywhere.
 	cfgYAML := bootFile(t, repo, "main", path.Join(dir, manifests.ConfigFile))
-	want, err := manifests.Files(manifests.Options{Namespace: o.Namespace, Image: manifests.DefaultImage, ConfigYAML: cfgYAML, Replicas: 2})
+	install := scope.Grant{Scope: scope.Scope{Environment: "kwok", ClusterAdmin: true}, ServiceAccount: "ferry-env-kwok", Namespace: o.Namespace}
+	want, err := manifests.Files(manifests.Options{Namespace: o.Namespace, Image: manifests.DefaultImage, ConfigYAML: cfgYAML, Replicas: 2,
+		Environments: []scope.Grant{install}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,6 +170,16 @@ func TestBootstrap(t *testing.T) {
 	}
 	if env, ok := cfg.Environment("kwok"); !ok || env.Source.Path != dir || env.Source.URL != o.Repo || cfg.Namespace != o.Namespace {
 		t.Errorf("committed ferry.yaml does not manage the install itself:\n%s", cfgYAML)
+	}
+
+	// The install's RBAC: no wildcard in any role it applied; ferry
+	// impersonates the install's ServiceAccount, which is bound to
+	// cluster-admin.
+	checkNoWildcard(t, c)
+	crb := &rbacv1.ClusterRoleBinding{}
+	if err := c.Get(ctx, client.ObjectKey{Name: "ferry-env-kwok-cluster-admin"}, crb); err != nil || crb.RoleRef.Name != "cluster-admin" ||
+		len(crb.Subjects) != 1 || crb.Subjects[0].Name != "ferry-env-kwok" || crb.Subjects[0].Namespace != o.Namespace {
+		t.Errorf("the install's ServiceAccount is not bound to cluster-admin: %+v, %v", crb, err)
 	}
 
 	// The cluster: Available, owned by the environment, credentials in a Secret.
@@ -261,6 +275,7 @@ func TestBootstrap(t *testing.T) {
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.Namespace}},
 		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: o.Namespace}},
 		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: o.Namespace}},
+		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "ferry-env-kwok-cluster-admin"}},
 	} {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj); !apierrors.IsNotFound(err) {
 			t.Errorf("%T %s after uninstall: %v", obj, obj.GetName(), err)
@@ -544,4 +559,40 @@ func TestLeader(t *testing.T) {
 		t.Errorf("takeover after a kill took %s, want within the lease duration (15s) and one jittered retry", took)
 	}
 	t.Logf("takeover after a kill: %s", time.Since(killed).Round(100*time.Millisecond))
+}
+
+// checkNoWildcard reads every ClusterRole and Role of ferry's install from
+// the cluster and fails on any "*" in a rule.
+func checkNoWildcard(t *testing.T, c client.Client) {
+	t.Helper()
+	sel := client.MatchingLabels{bootstrap.PartOfLabel: "ferry"}
+	var crs rbacv1.ClusterRoleList
+	var rs rbacv1.RoleList
+	if err := c.List(t.Context(), &crs, sel); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.List(t.Context(), &rs, sel); err != nil {
+		t.Fatal(err)
+	}
+	var roles []string
+	check := func(kind, name string, rules []rbacv1.PolicyRule) {
+		roles = append(roles, kind+"/"+name)
+		for i, r := range rules {
+			for _, f := range [][]string{r.APIGroups, r.Resources, r.Verbs, r.ResourceNames, r.NonResourceURLs} {
+				if slices.Contains(f, "*") {
+					t.Errorf("%s %s rule %d holds a wildcard: %+v", kind, name, i, r)
+				}
+			}
+		}
+	}
+	for _, r := range crs.Items {
+		check("ClusterRole", r.Name, r.Rules)
+	}
+	for _, r := range rs.Items {
+		check("Role", r.Namespace+"/"+r.Name, r.Rules)
+	}
+	if len(roles) < 3 {
+		t.Errorf("only %v of ferry's roles in the cluster", roles)
+	}
+	t.Logf("roles without a wildcard: %v", roles)
 }

@@ -100,7 +100,9 @@ func TestRevertThatFailsStalls(t *testing.T) {
 // the last healthy rendering would delete a Namespace; a person must.
 func TestRevertThatWouldDeleteANamespaceIsHeld(t *testing.T) {
 	e := newEnv(t, appFiles("v1"))
-	e.extra = "    onFailure: revert\n"
+	// The data namespace is in the environment's scope, or the commit
+	// would be refused before anything is applied.
+	e.extra = "    onFailure: revert\n    scope: {namespaces: [" + e.ns + ", " + e.ns + "-data]}\n"
 	first := e.head(t)
 	e.start(t)
 	requireHealthy(t, e.waitVerdict(t, e.name, first, 2*time.Minute))

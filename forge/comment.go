@@ -4,17 +4,20 @@ import "fmt"
 
 // comment is one comment on a pull request, as upsertComment sees it.
 type comment struct {
-	id   int64
-	body string
+	id     int64
+	body   string
+	author string
 }
 
 // upsertComment creates, or updates in place, the one comment on a pull
-// request that carries marker, so a new push updates the plan rather than
-// adding a comment; a comment already showing body is left alone. list
+// request that carries marker and that self (ferry's own forge user)
+// wrote, so a new push updates the plan rather than adding a comment; a
+// comment already showing body is left alone. A comment by anyone else is
+// never edited, marker or not: anyone may plant one (TestCommentEditsOnlyItsOwn). list
 // returns one page of comments (page 1 first) and the next page, 0 after
 // the last; edit and create write the full body, marker line first. op
 // names the request in errors; list, edit and create name their own.
-func upsertComment(op, marker, body string, list func(page int) ([]comment, int, error),
+func upsertComment(op, self, marker, body string, list func(page int) ([]comment, int, error),
 	edit func(id int64, full string) error, create func(full string) error) error {
 	line, full, err := markedBody(marker, body)
 	if err != nil {
@@ -26,7 +29,7 @@ func upsertComment(op, marker, body string, list func(page int) ([]comment, int,
 			return err
 		}
 		for _, c := range comments {
-			if hasMarker(c.body, line) {
+			if c.author == self && hasMarker(c.body, line) {
 				if c.body == full {
 					return nil
 				}

@@ -20,6 +20,7 @@ type giteaProvider struct {
 	baseURL string
 	token   string
 	http    *http.Client
+	self    selfUser
 }
 
 // NewGitea returns a Provider for a Gitea (or Forgejo) server at baseURL,
@@ -110,7 +111,7 @@ func (g *giteaProvider) OpenPullRequests(ctx context.Context, repo Repo, base st
 			if pr.Base == nil || pr.Base.Ref != base || pr.Head == nil {
 				continue
 			}
-			out = append(out, PullRequest{Number: int(pr.Index), Head: pr.Head.Sha, Base: pr.Base.Ref, Branch: pr.Head.Ref, URL: pr.HTMLURL})
+			out = append(out, giteaPullRequest(pr))
 		}
 		if resp == nil || resp.NextPage == 0 || len(prs) == 0 {
 			return out, nil
@@ -125,6 +126,16 @@ func (g *giteaProvider) Comment(ctx context.Context, repo Repo, pr int, marker, 
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
+	self, err := g.self.get(ctx, func(context.Context) (string, error) {
+		u, resp, err := c.GetMyUserInfo()
+		if err != nil {
+			return "", g.error(ctx, op+": who am I", resp, err)
+		}
+		return u.UserName, nil
+	})
+	if err != nil {
+		return err
+	}
 	list := func(page int) ([]comment, int, error) {
 		opt := gitea.ListIssueCommentOptions{ListOptions: gitea.ListOptions{Page: page, PageSize: 50}}
 		comments, resp, err := c.ListIssueComments(repo.Owner, repo.Name, int64(pr), opt)
@@ -133,7 +144,7 @@ func (g *giteaProvider) Comment(ctx context.Context, repo Repo, pr int, marker, 
 		}
 		out := make([]comment, 0, len(comments))
 		for _, cm := range comments {
-			out = append(out, comment{id: cm.ID, body: cm.Body})
+			out = append(out, comment{id: cm.ID, body: cm.Body, author: giteaLogin(cm.Poster)})
 		}
 		if resp == nil || len(comments) == 0 {
 			return out, 0, nil // Gitea may name a next page that is empty
@@ -148,7 +159,7 @@ func (g *giteaProvider) Comment(ctx context.Context, repo Repo, pr int, marker, 
 		_, resp, err := c.CreateIssueComment(repo.Owner, repo.Name, int64(pr), gitea.CreateIssueCommentOption{Body: full})
 		return g.error(ctx, op, resp, err)
 	}
-	return upsertComment(op, marker, body, list, edit, create)
+	return upsertComment(op, self, marker, body, list, edit, create)
 }
 
 func (g *giteaProvider) error(ctx context.Context, op string, resp *gitea.Response, err error) error {
@@ -188,4 +199,86 @@ func (g *giteaProvider) ClosePullRequest(ctx context.Context, repo Repo, number 
 		return g.error(ctx, op, resp, err)
 	}
 	return nil
+}
+
+// giteaPullRequest converts a pull request; it is from a fork when its head
+// is in another repository than its base.
+func giteaPullRequest(pr *gitea.PullRequest) PullRequest {
+	out := PullRequest{Number: int(pr.Index), URL: pr.HTMLURL, HeadRef: HeadRef("gitea", int(pr.Index))}
+	if pr.Head != nil {
+		out.Head, out.Branch = pr.Head.Sha, pr.Head.Ref
+	}
+	if pr.Base != nil {
+		out.Base = pr.Base.Ref
+	}
+	out.Fork = pr.Head == nil || pr.Base == nil || pr.Head.RepoID != pr.Base.RepoID
+	return out
+}
+
+func giteaLogin(u *gitea.User) string {
+	if u == nil {
+		return ""
+	}
+	return u.UserName
+}
+
+// PullRequest returns pull request number, with Fork set.
+func (g *giteaProvider) PullRequest(ctx context.Context, repo Repo, number int) (PullRequest, error) {
+	op := fmt.Sprintf("%s#%d get", repo, number)
+	c, err := g.client(ctx)
+	if err != nil {
+		return PullRequest{}, fmt.Errorf("%s: %w", op, err)
+	}
+	pr, resp, err := c.GetPullRequest(repo.Owner, repo.Name, int64(number))
+	if err != nil {
+		return PullRequest{}, g.error(ctx, op, resp, err)
+	}
+	return giteaPullRequest(pr), nil
+}
+
+// PlanRequesters returns the authors of PlanCommand comments, oldest first.
+func (g *giteaProvider) PlanRequesters(ctx context.Context, repo Repo, number int) ([]string, error) {
+	op := fmt.Sprintf("%s#%d list comments", repo, number)
+	c, err := g.client(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	var out []string
+	for page := 1; page <= maxCommentPages; page++ {
+		opt := gitea.ListIssueCommentOptions{ListOptions: gitea.ListOptions{Page: page, PageSize: 50}}
+		comments, resp, err := c.ListIssueComments(repo.Owner, repo.Name, int64(number), opt)
+		if err != nil {
+			return nil, g.error(ctx, op, resp, err)
+		}
+		for _, cm := range comments {
+			if isPlanCommand(cm.Body) {
+				out = append(out, giteaLogin(cm.Poster))
+			}
+		}
+		if resp == nil || len(comments) == 0 || resp.NextPage == 0 {
+			break
+		}
+	}
+	return out, nil
+}
+
+// CanWrite reports whether user has write (or admin, or owner) access.
+func (g *giteaProvider) CanWrite(ctx context.Context, repo Repo, user string) (bool, error) {
+	op := fmt.Sprintf("%s permission of %s", repo, user)
+	c, err := g.client(ctx)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", op, err)
+	}
+	p, resp, err := c.CollaboratorPermission(repo.Owner, repo.Name, user)
+	if err != nil {
+		if resp != nil && (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusForbidden) {
+			return false, nil // not a collaborator
+		}
+		return false, g.error(ctx, op, resp, err)
+	}
+	switch p.Permission {
+	case "write", "admin", "owner":
+		return true, nil
+	}
+	return false, nil
 }

@@ -69,22 +69,32 @@ func TestGiteaOpenPullRequests(t *testing.T) {
 		})
 	})
 	prs, err := p.OpenPullRequests(testContext(t), Repo{"acme", "app"}, "main")
-	want := []PullRequest{{Number: 2, Head: commitB, Base: "main"}}
+	want := []PullRequest{{Number: 2, Head: commitB, Base: "main", HeadRef: "refs/pull/2/head"}}
 	if err != nil || fmt.Sprint(prs) != fmt.Sprint(want) {
 		t.Fatalf("%v, %v; want %v", prs, err, want)
 	}
 }
 
+// TestGiteaCommentCreatesThenUpdates: ferry's comment is created once and
+// updated in place; a comment by another user that carries the marker is
+// never edited (TestCommentEditsOnlyItsOwn).
 func TestGiteaCommentCreatesThenUpdates(t *testing.T) {
 	f, p := newGiteaForge(t)
+	planted := map[string]any{"id": 3, "body": "<!-- ferry/plan/staging -->\nplanted", "user": map[string]any{"login": "mallory"}}
 	var comments []map[string]any
+	f.handle("GET", "/user", func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		reply(w, http.StatusOK, map[string]any{"id": 1, "login": "ferry-bot"})
+	})
 	f.handle("GET", "/repos/acme/app/issues/2/comments", func(w http.ResponseWriter, r *http.Request, _ []byte) {
 		checkGiteaHeaders(t, r)
-		reply(w, http.StatusOK, comments)
+		reply(w, http.StatusOK, append([]map[string]any{planted}, comments...))
+	})
+	f.handle("PATCH", "/repos/acme/app/issues/comments/3", func(w http.ResponseWriter, r *http.Request, body []byte) {
+		t.Error("ferry edited a comment it did not write")
 	})
 	f.handle("POST", "/repos/acme/app/issues/2/comments", func(w http.ResponseWriter, r *http.Request, body []byte) {
 		m := decode(t, r, body)
-		c := map[string]any{"id": 7 + len(comments), "body": m["body"]}
+		c := map[string]any{"id": 7 + len(comments), "body": m["body"], "user": map[string]any{"login": "ferry-bot"}}
 		comments = append(comments, c)
 		reply(w, http.StatusCreated, c)
 	})

@@ -20,6 +20,7 @@ const githubDescriptionLimit = 140
 type gitHub struct {
 	client *github.Client
 	token  string
+	self   selfUser
 }
 
 // NewGitHub returns a Provider for GitHub through its REST API. baseURL ""
@@ -84,8 +85,7 @@ func (g *gitHub) OpenPullRequests(ctx context.Context, repo Repo, base string) (
 			return nil, g.error(ctx, op, resp, err)
 		}
 		for _, pr := range prs {
-			out = append(out, PullRequest{Number: pr.GetNumber(), Head: pr.GetHead().GetSHA(), Base: pr.GetBase().GetRef(),
-				Branch: pr.GetHead().GetRef(), URL: pr.GetHTMLURL()})
+			out = append(out, githubPullRequest(pr))
 		}
 		if resp.NextPage == 0 {
 			return out, nil
@@ -96,6 +96,16 @@ func (g *gitHub) OpenPullRequests(ctx context.Context, repo Repo, base string) (
 
 func (g *gitHub) Comment(ctx context.Context, repo Repo, pr int, marker, body string) error {
 	op := fmt.Sprintf("%s#%d comment %s", repo, pr, marker)
+	self, err := g.self.get(ctx, func(ctx context.Context) (string, error) {
+		u, resp, err := g.client.Users.Get(ctx, "")
+		if err != nil {
+			return "", g.error(ctx, op+": who am I", resp, err)
+		}
+		return u.GetLogin(), nil
+	})
+	if err != nil {
+		return err
+	}
 	list := func(page int) ([]comment, int, error) {
 		opts := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: 100}}
 		if page > 1 {
@@ -107,7 +117,7 @@ func (g *gitHub) Comment(ctx context.Context, repo Repo, pr int, marker, body st
 		}
 		out := make([]comment, 0, len(comments))
 		for _, c := range comments {
-			out = append(out, comment{id: c.GetID(), body: c.GetBody()})
+			out = append(out, comment{id: c.GetID(), body: c.GetBody(), author: c.GetUser().GetLogin()})
 		}
 		return out, resp.NextPage, nil
 	}
@@ -119,7 +129,7 @@ func (g *gitHub) Comment(ctx context.Context, repo Repo, pr int, marker, body st
 		_, resp, err := g.client.Issues.CreateComment(ctx, repo.Owner, repo.Name, pr, &github.IssueComment{Body: github.Ptr(full)})
 		return g.error(ctx, op, resp, err)
 	}
-	return upsertComment(op, marker, body, list, edit, create)
+	return upsertComment(op, self, marker, body, list, edit, create)
 }
 
 // CreatePullRequest opens a pull request from branch head into base.
@@ -199,4 +209,60 @@ func appendHead(heads []string, commit, head string) []string {
 		}
 	}
 	return append(heads, head)
+}
+
+// githubPullRequest converts a pull request; it is from a fork when its
+// head is in another repository than its base (or in none: a deleted fork).
+func githubPullRequest(pr *github.PullRequest) PullRequest {
+	return PullRequest{Number: pr.GetNumber(), Head: pr.GetHead().GetSHA(), Base: pr.GetBase().GetRef(),
+		Branch: pr.GetHead().GetRef(), URL: pr.GetHTMLURL(), HeadRef: HeadRef("github", pr.GetNumber()),
+		Fork: pr.GetHead().GetRepo() == nil || pr.GetHead().GetRepo().GetFullName() != pr.GetBase().GetRepo().GetFullName()}
+}
+
+// PullRequest returns pull request number, with Fork set.
+func (g *gitHub) PullRequest(ctx context.Context, repo Repo, number int) (PullRequest, error) {
+	pr, resp, err := g.client.PullRequests.Get(ctx, repo.Owner, repo.Name, number)
+	if err != nil {
+		return PullRequest{}, g.error(ctx, fmt.Sprintf("%s#%d get", repo, number), resp, err)
+	}
+	return githubPullRequest(pr), nil
+}
+
+// PlanRequesters returns the authors of PlanCommand comments, oldest first.
+func (g *gitHub) PlanRequesters(ctx context.Context, repo Repo, number int) ([]string, error) {
+	op := fmt.Sprintf("%s#%d list comments", repo, number)
+	opts := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: 100}}
+	var out []string
+	for range maxCommentPages {
+		comments, resp, err := g.client.Issues.ListComments(ctx, repo.Owner, repo.Name, number, opts)
+		if err != nil {
+			return nil, g.error(ctx, op, resp, err)
+		}
+		for _, c := range comments {
+			if isPlanCommand(c.GetBody()) {
+				out = append(out, c.GetUser().GetLogin())
+			}
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	return out, nil
+}
+
+// CanWrite reports whether user has write (maintain, admin) access.
+func (g *gitHub) CanWrite(ctx context.Context, repo Repo, user string) (bool, error) {
+	p, resp, err := g.client.Repositories.GetPermissionLevel(ctx, repo.Owner, repo.Name, user)
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusNotFound {
+			return false, nil
+		}
+		return false, g.error(ctx, fmt.Sprintf("%s permission of %s", repo, user), resp, err)
+	}
+	switch p.GetPermission() {
+	case "write", "admin":
+		return true, nil
+	}
+	return false, nil
 }

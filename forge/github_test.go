@@ -107,13 +107,16 @@ func TestGitHubOpenPullRequests(t *testing.T) {
 		}
 		if q.Get("page") == "" {
 			w.Header().Set("Link", fmt.Sprintf(`<%s/api/v3/repos/acme/app/pulls?page=2>; rel="next"`, f.srv.URL))
-			reply(w, http.StatusOK, []map[string]any{{"number": 4, "head": map[string]any{"sha": commitB}, "base": map[string]any{"ref": "production"}}})
+			reply(w, http.StatusOK, []map[string]any{{"number": 4, "head": map[string]any{"sha": commitB, "repo": map[string]any{"full_name": "acme/app"}},
+				"base": map[string]any{"ref": "production", "repo": map[string]any{"full_name": "acme/app"}}}})
 			return
 		}
-		reply(w, http.StatusOK, []map[string]any{{"number": 9, "head": map[string]any{"sha": commitC}, "base": map[string]any{"ref": "production"}}})
+		reply(w, http.StatusOK, []map[string]any{{"number": 9, "head": map[string]any{"sha": commitC, "repo": map[string]any{"full_name": "mallory/app"}},
+			"base": map[string]any{"ref": "production", "repo": map[string]any{"full_name": "acme/app"}}}})
 	})
 	prs, err := p.OpenPullRequests(testContext(t), Repo{"acme", "app"}, "production")
-	want := []PullRequest{{Number: 4, Head: commitB, Base: "production"}, {Number: 9, Head: commitC, Base: "production"}}
+	want := []PullRequest{{Number: 4, Head: commitB, Base: "production", HeadRef: "refs/pull/4/head"},
+		{Number: 9, Head: commitC, Base: "production", HeadRef: "refs/pull/9/head", Fork: true}}
 	if err != nil || fmt.Sprint(prs) != fmt.Sprint(want) {
 		t.Fatalf("%v, %v; want %v", prs, err, want)
 	}
@@ -124,13 +127,17 @@ func TestGitHubCommentCreatesThenUpdates(t *testing.T) {
 	repo := Repo{"acme", "app"}
 	var comments []map[string]any
 	nextID := 100
+	f.handle("GET", "/user", func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		reply(w, http.StatusOK, map[string]any{"login": "ferry-bot"})
+	})
 	f.handle("GET", "/repos/acme/app/issues/7/comments", func(w http.ResponseWriter, r *http.Request, _ []byte) {
 		checkGitHubHeaders(t, r)
 		// Two pages: an unrelated comment first, as GitHub pages them.
 		page, _ := strconv.Atoi(r.URL.Query().Get("page"))
 		if page <= 1 {
 			w.Header().Set("Link", fmt.Sprintf(`<%s/api/v3/repos/acme/app/issues/7/comments?page=2&per_page=100>; rel="next"`, f.srv.URL))
-			reply(w, http.StatusOK, []map[string]any{{"id": 1, "body": "> <!-- ferry/plan/staging -->\nquoted by someone"}})
+			reply(w, http.StatusOK, []map[string]any{{"id": 1, "body": "> <!-- ferry/plan/staging -->\nquoted by someone"},
+				{"id": 2, "body": "<!-- ferry/plan/staging -->\nplanted by someone", "user": map[string]any{"login": "mallory"}}})
 			return
 		}
 		reply(w, http.StatusOK, comments)
@@ -139,7 +146,7 @@ func TestGitHubCommentCreatesThenUpdates(t *testing.T) {
 		checkGitHubHeaders(t, r)
 		m := decode(t, r, body)
 		fields(t, "comment", m, map[string]any{"body": m["body"]})
-		c := map[string]any{"id": nextID, "body": m["body"]}
+		c := map[string]any{"id": nextID, "body": m["body"], "user": map[string]any{"login": "ferry-bot"}}
 		nextID++
 		comments = append(comments, c)
 		reply(w, http.StatusCreated, c)

@@ -21,6 +21,7 @@ const gitlabDescriptionLimit = 255
 type gitLab struct {
 	client *gitlab.Client
 	token  string
+	self   selfUser
 }
 
 // NewGitLab returns a Provider for GitLab through its REST API v4. baseURL
@@ -112,7 +113,8 @@ func (g *gitLab) OpenPullRequests(ctx context.Context, repo Repo, base string) (
 			return nil, g.error(ctx, op, resp, err)
 		}
 		for _, mr := range mrs {
-			out = append(out, PullRequest{Number: int(mr.IID), Head: mr.SHA, Base: mr.TargetBranch, Branch: mr.SourceBranch, URL: mr.WebURL})
+			out = append(out, PullRequest{Number: int(mr.IID), Head: mr.SHA, Base: mr.TargetBranch, Branch: mr.SourceBranch, URL: mr.WebURL,
+				HeadRef: HeadRef("gitlab", int(mr.IID)), Fork: mr.SourceProjectID != mr.TargetProjectID})
 		}
 		if resp.NextPage == 0 {
 			return out, nil
@@ -123,6 +125,16 @@ func (g *gitLab) OpenPullRequests(ctx context.Context, repo Repo, base string) (
 
 func (g *gitLab) Comment(ctx context.Context, repo Repo, pr int, marker, body string) error {
 	op := fmt.Sprintf("%s!%d comment %s", repo, pr, marker)
+	self, err := g.self.get(ctx, func(ctx context.Context) (string, error) {
+		u, resp, err := g.client.Users.CurrentUser(gitlab.WithContext(ctx))
+		if err != nil {
+			return "", g.error(ctx, op+": who am I", resp, err)
+		}
+		return u.Username, nil
+	})
+	if err != nil {
+		return err
+	}
 	list := func(page int) ([]comment, int, error) {
 		opt := &gitlab.ListMergeRequestNotesOptions{ListOptions: gitlab.ListOptions{PerPage: 100, Page: int64(page)}}
 		notes, resp, err := g.client.Notes.ListMergeRequestNotes(repo.String(), int64(pr), opt, gitlab.WithContext(ctx))
@@ -132,7 +144,7 @@ func (g *gitLab) Comment(ctx context.Context, repo Repo, pr int, marker, body st
 		out := make([]comment, 0, len(notes))
 		for _, n := range notes {
 			if !n.System { // GitLab's own notes ("added 1 commit") are never ferry's
-				out = append(out, comment{id: n.ID, body: n.Body})
+				out = append(out, comment{id: n.ID, body: n.Body, author: n.Author.Username})
 			}
 		}
 		return out, int(resp.NextPage), nil
@@ -147,7 +159,7 @@ func (g *gitLab) Comment(ctx context.Context, repo Repo, pr int, marker, body st
 			&gitlab.CreateMergeRequestNoteOptions{Body: gitlab.Ptr(full)}, gitlab.WithContext(ctx))
 		return g.error(ctx, op, resp, err)
 	}
-	return upsertComment(op, marker, body, list, edit, create)
+	return upsertComment(op, self, marker, body, list, edit, create)
 }
 
 func (g *gitLab) error(ctx context.Context, op string, resp *gitlab.Response, err error) error {
@@ -188,4 +200,60 @@ func (g *gitLab) ClosePullRequest(ctx context.Context, repo Repo, number int, co
 	_, resp, err := g.client.MergeRequests.UpdateMergeRequest(repo.String(), int64(number),
 		&gitlab.UpdateMergeRequestOptions{StateEvent: gitlab.Ptr("close")}, gitlab.WithContext(ctx))
 	return g.error(ctx, op, resp, err)
+}
+
+// PullRequest returns merge request iid, with Fork set when its source
+// project is not its target.
+func (g *gitLab) PullRequest(ctx context.Context, repo Repo, iid int) (PullRequest, error) {
+	mr, resp, err := g.client.MergeRequests.GetMergeRequest(repo.String(), int64(iid), nil, gitlab.WithContext(ctx))
+	if err != nil {
+		return PullRequest{}, g.error(ctx, fmt.Sprintf("%s!%d get", repo, iid), resp, err)
+	}
+	return PullRequest{Number: int(mr.IID), Head: mr.SHA, Base: mr.TargetBranch, Branch: mr.SourceBranch, URL: mr.WebURL,
+		HeadRef: HeadRef("gitlab", int(mr.IID)), Fork: mr.SourceProjectID != mr.TargetProjectID}, nil
+}
+
+// PlanRequesters returns the authors of PlanCommand notes, oldest first.
+func (g *gitLab) PlanRequesters(ctx context.Context, repo Repo, iid int) ([]string, error) {
+	op := fmt.Sprintf("%s!%d list notes", repo, iid)
+	opt := &gitlab.ListMergeRequestNotesOptions{ListOptions: gitlab.ListOptions{PerPage: 100, Page: 1},
+		OrderBy: gitlab.Ptr("created_at"), Sort: gitlab.Ptr("asc")}
+	var out []string
+	for range maxCommentPages {
+		notes, resp, err := g.client.Notes.ListMergeRequestNotes(repo.String(), int64(iid), opt, gitlab.WithContext(ctx))
+		if err != nil {
+			return nil, g.error(ctx, op, resp, err)
+		}
+		for _, n := range notes {
+			if !n.System && isPlanCommand(n.Body) {
+				out = append(out, n.Author.Username)
+			}
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opt.Page = resp.NextPage
+	}
+	return out, nil
+}
+
+// CanWrite reports whether user is a member of the project with at least
+// the Developer role, who may push.
+func (g *gitLab) CanWrite(ctx context.Context, repo Repo, user string) (bool, error) {
+	op := fmt.Sprintf("%s permission of %s", repo, user)
+	users, resp, err := g.client.Users.ListUsers(&gitlab.ListUsersOptions{Username: gitlab.Ptr(user)}, gitlab.WithContext(ctx))
+	if err != nil {
+		return false, g.error(ctx, op, resp, err)
+	}
+	if len(users) != 1 {
+		return false, nil
+	}
+	m, resp, err := g.client.ProjectMembers.GetInheritedProjectMember(repo.String(), users[0].ID, gitlab.WithContext(ctx))
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusNotFound {
+			return false, nil
+		}
+		return false, g.error(ctx, op, resp, err)
+	}
+	return m.AccessLevel >= gitlab.DeveloperPermissions, nil
 }

@@ -86,10 +86,11 @@ func TestGitLabOpenPullRequests(t *testing.T) {
 		if q := r.URL.Query(); q.Get("state") != "opened" || q.Get("target_branch") != "main" {
 			t.Errorf("query %v, want state=opened target_branch=main", q)
 		}
-		reply(w, http.StatusOK, []map[string]any{{"id": 100, "iid": 7, "sha": commitB, "target_branch": "main", "state": "opened"}})
+		reply(w, http.StatusOK, []map[string]any{{"id": 100, "iid": 7, "sha": commitB, "target_branch": "main", "state": "opened",
+			"source_project_id": 12, "target_project_id": 11}})
 	})
 	prs, err := p.OpenPullRequests(testContext(t), Repo{"acme", "app"}, "main")
-	want := []PullRequest{{Number: 7, Head: commitB, Base: "main"}}
+	want := []PullRequest{{Number: 7, Head: commitB, Base: "main", HeadRef: "refs/merge-requests/7/head", Fork: true}}
 	if err != nil || fmt.Sprint(prs) != fmt.Sprint(want) {
 		t.Fatalf("%v, %v; want %v", prs, err, want)
 	}
@@ -98,13 +99,17 @@ func TestGitLabOpenPullRequests(t *testing.T) {
 func TestGitLabCommentCreatesThenUpdates(t *testing.T) {
 	f, p := newGitLabForge(t)
 	var notes []map[string]any
+	f.handle("GET", "/user", func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		reply(w, http.StatusOK, map[string]any{"id": 1, "username": "ferry-bot"})
+	})
 	f.handle("GET", "/projects/acme%2Fapp/merge_requests/5/notes", func(w http.ResponseWriter, r *http.Request, _ []byte) {
 		checkGitLabHeaders(t, r)
 		page, _ := strconv.Atoi(r.URL.Query().Get("page"))
 		if page <= 1 {
 			w.Header().Set("X-Next-Page", "2")
 			w.Header().Set("X-Page", "1")
-			reply(w, http.StatusOK, []map[string]any{{"id": 1, "body": "<!-- ferry/plan/staging -->\nsystem note", "system": true}})
+			reply(w, http.StatusOK, []map[string]any{{"id": 1, "body": "<!-- ferry/plan/staging -->\nsystem note", "system": true},
+				{"id": 2, "body": "<!-- ferry/plan/staging -->\nplanted", "system": false, "author": map[string]any{"username": "mallory"}}})
 			return
 		}
 		w.Header().Set("X-Page", "2")
@@ -115,7 +120,7 @@ func TestGitLabCommentCreatesThenUpdates(t *testing.T) {
 		checkGitLabHeaders(t, r)
 		m := decode(t, r, body)
 		fields(t, "note", m, map[string]any{"body": m["body"]})
-		n := map[string]any{"id": 40 + len(notes), "body": m["body"], "system": false}
+		n := map[string]any{"id": 40 + len(notes), "body": m["body"], "system": false, "author": map[string]any{"username": "ferry-bot"}}
 		notes = append(notes, n)
 		reply(w, http.StatusCreated, n)
 	})

@@ -23,6 +23,9 @@ type Plan struct {
 	Objects []PlanObject
 	// Err is the render or dry-run error; set, the plan failed.
 	Err string
+	// Skipped says why the pull request was not planned (it comes from a
+	// fork) and how to have it planned; set, nothing was rendered.
+	Skipped string
 }
 
 // PlanObject is the planned change of one object.
@@ -42,6 +45,9 @@ const commentDiffLimit = 50000
 // Summary is the one line of the plan: "2 created, 1 changed, 0 pruned",
 // or the error.
 func (p Plan) Summary() string {
+	if p.Skipped != "" {
+		return "skipped: " + p.Skipped
+	}
 	if p.Err != "" {
 		return p.Err
 	}
@@ -56,7 +62,10 @@ func (p Plan) Summary() string {
 func (p Plan) Status(targetURL string) Status {
 	s := Status{Environment: p.Environment, Context: PlanContext(p.Environment), Commit: p.Commit,
 		State: Success, Description: p.Summary(), TargetURL: targetURL}
-	if p.Err != "" {
+	switch {
+	case p.Skipped != "":
+		s.State = Pending // not planned until a person with write access allows it
+	case p.Err != "":
 		s.State = Failure
 	}
 	return s

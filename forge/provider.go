@@ -46,6 +46,11 @@ type PullRequest struct {
 	Branch string
 	// URL is its web page.
 	URL string
+	// HeadRef is the ref that holds its head on the forge (see HeadRef).
+	HeadRef string
+	// Fork is set when its head is in another repository than its base:
+	// anyone may have written it.
+	Fork bool
 }
 
 // PullRequestOpener opens and closes pull requests, for promotion in

@@ -11,6 +11,7 @@
 package manifests
 
 import (
+	"bytes"
 	"context"
 	"embed"
 	"errors"
@@ -18,13 +19,15 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/kustomize/api/types"
-	"sigs.k8s.io/kustomize/kyaml/resid"
 	"sigs.k8s.io/yaml"
+
+	"ferry.dev/ferry/scope"
 )
 
 // Names of the installed objects and files, for bootstrap, uninstall and
@@ -66,6 +69,14 @@ const (
 	// ImageName is the container image's name in the base Deployment; the
 	// kustomization's images entry of that name sets the real image.
 	ImageName = "ferry"
+	// EnvironmentsFile holds the ServiceAccount and RBAC of every
+	// environment, as `ferry scope` writes them, and the Role that lets
+	// ferry impersonate those ServiceAccounts and no others.
+	EnvironmentsFile = "environments.yaml"
+	// ImpersonateRole names the Role (and RoleBinding) in ferry's
+	// namespace that lets ferry impersonate the environments'
+	// ServiceAccounts.
+	ImpersonateRole = "ferry-impersonate"
 )
 
 //go:embed base/*.yaml
@@ -85,6 +96,11 @@ type Options struct {
 	ConfigYAML []byte
 	// Replicas is the Deployment's size; one of them leads.
 	Replicas int32
+	// Environments are the environments of ConfigYAML, whose
+	// ServiceAccounts and RBAC go into environments.yaml (see
+	// [EnvironmentsFile]), and which ferry may impersonate. Their
+	// Namespace defaults to Namespace.
+	Environments []scope.Grant
 }
 
 // DefaultOptions returns namespace ferry-system, image ferry:latest and two
@@ -113,8 +129,20 @@ func Files(opts Options) (map[string][]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("manifests: %w", err)
 		}
-		files[path.Base(name)] = data
+		// The base names ferry's namespace, and its cluster RBAC after it;
+		// they are written for the namespace asked for rather than moved by
+		// kustomize's namespace, which would also move the environments'
+		// RoleBindings out of their namespaces (TestRenderOptions).
+		files[path.Base(name)] = bytes.ReplaceAll(data, []byte(DefaultNamespace), []byte(opts.Namespace))
 		resources = append(resources, path.Base(name))
+	}
+	if len(opts.Environments) > 0 {
+		data, err := environments(opts)
+		if err != nil {
+			return nil, err
+		}
+		files[EnvironmentsFile] = data
+		resources = append(resources, EnvironmentsFile)
 	}
 	k, err := kustomization(opts, resources)
 	if err != nil {
@@ -136,29 +164,15 @@ func kustomization(opts Options, resources []string) ([]byte, error) {
 	name, tag, digest := splitImage(opts.Image)
 	k := types.Kustomization{
 		TypeMeta:  types.TypeMeta{APIVersion: types.KustomizationVersion, Kind: types.KustomizationKind},
-		Namespace: opts.Namespace,
 		Resources: resources,
 		Labels:    []types.Label{{Pairs: map[string]string{"app.kubernetes.io/part-of": "ferry"}}},
 		Images:    []types.Image{{Name: ImageName, NewName: name, NewTag: tag, Digest: digest}},
 		Replicas:  []types.Replica{{Name: Name, Count: int64(opts.Replicas)}},
 		ConfigMapGenerator: []types.ConfigMapArgs{{GeneratorArgs: types.GeneratorArgs{
+			Namespace:     opts.Namespace,
 			Name:          ConfigMapName,
 			KvPairSources: types.KvPairSources{FileSources: []string{ConfigFile}},
 		}}},
-	}
-	if opts.Namespace != DefaultNamespace {
-		// The base names the cluster-scoped RBAC after the default
-		// namespace; kustomize's namespace only moves namespaced objects
-		// (and renames the Namespace), so these two are renamed by patch,
-		// and kustomize follows the rename into the binding's roleRef
-		// (TestRenderNamespace).
-		for _, kind := range []string{"ClusterRole", "ClusterRoleBinding"} {
-			k.Patches = append(k.Patches, types.Patch{
-				Target:  &types.Selector{ResId: resid.ResId{Gvk: resid.Gvk{Kind: kind}, Name: DefaultNamespace}},
-				Patch:   fmt.Sprintf(`[{"op": "replace", "path": "/metadata/name", "value": %q}]`, opts.Namespace),
-				Options: &types.PatchArgs{AllowNameChange: true},
-			})
-		}
 	}
 	out, err := yaml.Marshal(k)
 	if err != nil {
@@ -210,4 +224,62 @@ func Render(ctx context.Context, opts Options) ([]*unstructured.Unstructured, er
 		return nil, err
 	}
 	return renderFiles(ctx, files)
+}
+
+// environments writes environments.yaml: each environment's ServiceAccount
+// and RBAC (scope.RBAC), and the Role that lets ferry impersonate exactly
+// those ServiceAccounts.
+func environments(opts Options) ([]byte, error) {
+	var out bytes.Buffer
+	out.WriteString("# Written by ferry bootstrap from ferry.yaml: the ServiceAccount of each\n" +
+		"# environment, bound to its scope, and ferry's right to impersonate them.\n" +
+		"# Running ferry bootstrap again rewrites it.\n")
+	var names []string
+	for _, g := range opts.Environments {
+		if g.Namespace == "" {
+			g.Namespace = opts.Namespace
+		}
+		if g.ServiceAccount == "" {
+			g.ServiceAccount = scope.ServiceAccountPrefix + g.Scope.Environment
+		}
+		data, err := scope.RBAC(g)
+		if err != nil {
+			return nil, fmt.Errorf("manifests: %w", err)
+		}
+		out.WriteString("---\n")
+		out.Write(data)
+		names = append(names, g.ServiceAccount)
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	role := fmt.Sprintf(`---
+# ferry impersonates these ServiceAccounts, and no others, for every request
+# it makes for their environments.
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: %[1]s
+  namespace: %[2]s
+rules:
+  - apiGroups: [""]
+    resources: [serviceaccounts]
+    verbs: [impersonate]
+    resourceNames: [%[3]s]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: %[1]s
+  namespace: %[2]s
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: %[1]s
+subjects:
+  - kind: ServiceAccount
+    name: %[4]s
+    namespace: %[2]s
+`, ImpersonateRole, opts.Namespace, strings.Join(names, ", "), Name)
+	out.WriteString(role)
+	return out.Bytes(), nil
 }

@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
+
+	"ferry.dev/ferry/scope"
 )
 
 const testConfig = "namespace: ferry-system\nenvironments: []\n"
@@ -151,44 +153,71 @@ func TestDeploymentSecurity(t *testing.T) {
 	}
 }
 
-// TestRBACHasNoWildcardRule: no rule grants every verb, and none grants
-// every verb on every resource of every group at once; the namespaced Role
-// covers what ferry needs for itself.
+// TestRBACHasNoWildcardRule: no rule of any role holds a "*"; ferry's
+// ClusterRole lets it ask what it may do and nothing else; it may
+// impersonate exactly the environments' ServiceAccounts, in its own
+// namespace; the namespaced Role covers what ferry needs for itself.
 func TestRBACHasNoWildcardRule(t *testing.T) {
-	objs := mustRender(t, testOptions())
-	var roles int
+	o := testOptions()
+	o.Environments = []scope.Grant{
+		{Scope: scope.Scope{Environment: "ferry", ClusterAdmin: true}},
+		{Scope: scope.Scope{Environment: "staging", Namespaces: []string{"staging"}, ClusterKinds: []string{"Namespace"}}},
+	}
+	objs := mustRender(t, o)
+	var roles []string
 	for _, o := range objs {
 		if o.GetKind() != "ClusterRole" && o.GetKind() != "Role" {
 			continue
 		}
-		roles++
+		roles = append(roles, o.GetKind()+"/"+o.GetName())
 		var role rbacv1.ClusterRole
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &role); err != nil {
 			t.Fatal(err)
 		}
 		for i, r := range role.Rules {
-			allVerbs := slices.Contains(r.Verbs, "*")
-			allGroups := slices.Contains(r.APIGroups, "*")
-			allResources := slices.Contains(r.Resources, "*")
-			if allVerbs && allGroups && allResources {
-				t.Errorf("%s %s rule %d grants everything: %+v", o.GetKind(), o.GetName(), i, r)
-			}
-			if allVerbs {
-				t.Errorf("%s %s rule %d has wildcard verbs: %+v", o.GetKind(), o.GetName(), i, r)
+			for _, f := range [][]string{r.APIGroups, r.Resources, r.Verbs, r.ResourceNames, r.NonResourceURLs} {
+				if slices.Contains(f, "*") {
+					t.Errorf("%s %s rule %d holds a wildcard: %+v", o.GetKind(), o.GetName(), i, r)
+				}
 			}
 			for _, v := range r.Verbs {
-				if v == "escalate" || v == "bind" || v == "impersonate" {
+				switch {
+				case v == "escalate" || v == "bind":
 					t.Errorf("%s %s rule %d grants %s", o.GetKind(), o.GetName(), i, v)
+				case v == "impersonate" && (o.GetName() != ImpersonateRole || o.GetKind() != "Role" ||
+					!slices.Equal(r.Resources, []string{"serviceaccounts"}) || !slices.Equal(r.ResourceNames, []string{"ferry-env-ferry", "ferry-env-staging"})):
+					t.Errorf("%s %s rule %d impersonates more than the environments' ServiceAccounts: %+v", o.GetKind(), o.GetName(), i, r)
 				}
 			}
 		}
+		if o.GetKind() == "ClusterRole" && o.GetName() == DefaultNamespace {
+			want := []rbacv1.PolicyRule{{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"selfsubjectaccessreviews"}, Verbs: []string{"create"}}}
+			if !equalRules(role.Rules, want) {
+				t.Errorf("ferry's ClusterRole = %+v, want only %+v", role.Rules, want)
+			}
+		}
 	}
-	if roles != 2 {
-		t.Errorf("%d roles, want a ClusterRole and a Role", roles)
+	slices.Sort(roles)
+	if want := []string{"ClusterRole/ferry-env-staging", "ClusterRole/ferry-system", "Role/ferry", "Role/ferry-impersonate"}; !slices.Equal(roles, want) {
+		t.Errorf("roles = %q, want %q", roles, want)
+	}
+	// The install's environment is bound to cluster-admin, in git.
+	files, err := Files(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	envs := string(files[EnvironmentsFile])
+	if !strings.Contains(envs, "  name: ferry-env-ferry-cluster-admin\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: cluster-admin\n") {
+		t.Errorf("%s does not bind the install's environment to cluster-admin:\n%s", EnvironmentsFile, envs)
+	}
+	for _, u := range objs {
+		if u.GetKind() == "RoleBinding" && u.GetName() == "ferry-env-staging" && u.GetNamespace() != "staging" {
+			t.Errorf("staging's RoleBinding moved to namespace %q", u.GetNamespace())
+		}
 	}
 
 	role := &rbacv1.Role{}
-	u := find(t, objs, "Role", role)
+	u := find(t, mustRender(t, testOptions()), "Role", role)
 	if u.GetNamespace() != DefaultNamespace {
 		t.Errorf("Role in %q, want %q", u.GetNamespace(), DefaultNamespace)
 	}
@@ -353,4 +382,11 @@ func TestSplitImage(t *testing.T) {
 			t.Errorf("splitImage(%q) = %q, %q, %q; want %q, %q, %q", tt.ref, name, tag, digest, tt.name, tt.tag, tt.digest)
 		}
 	}
+}
+
+func equalRules(a, b []rbacv1.PolicyRule) bool {
+	return slices.EqualFunc(a, b, func(x, y rbacv1.PolicyRule) bool {
+		return slices.Equal(x.APIGroups, y.APIGroups) && slices.Equal(x.Resources, y.Resources) &&
+			slices.Equal(x.Verbs, y.Verbs) && slices.Equal(x.ResourceNames, y.ResourceNames)
+	})
 }

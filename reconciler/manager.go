@@ -53,10 +53,11 @@ func (o Options) withDefaults() Options {
 
 // Manager runs the reconcilers of every configured environment.
 type Manager struct {
-	cfg     *config.Config
-	envs    map[string]*Reconciler
-	planned planned
-	pulls   pullRequestLister
+	cfg   *config.Config
+	envs  map[string]*Reconciler
+	plans *planQueue
+	trust forge.Trust
+	pulls pullRequestLister
 	// planEvery is how often open pull requests are polled for plans.
 	planEvery time.Duration
 }
@@ -66,7 +67,11 @@ type Manager struct {
 // environment to the one it promotes into.
 func NewManager(ctx context.Context, cfg *config.Config, opts Options) (*Manager, error) {
 	opts.Metrics.Init(envNames(cfg)...)
-	m := &Manager{cfg: cfg, envs: map[string]*Reconciler{}, pulls: opts.Forge, planEvery: time.Minute}
+	m := &Manager{cfg: cfg, envs: map[string]*Reconciler{}, pulls: opts.Forge, planEvery: time.Minute,
+		plans: newPlanQueue(planWorkers, planWaiting, planRemember, planDeadline)}
+	if t, ok := opts.Forge.(forge.Trust); ok {
+		m.trust = t
+	}
 	w := newWiring(cfg, opts)
 	renderer := render.NewRenderer(render.DefaultOptions())
 	var errs []error
@@ -128,6 +133,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	m.plans.wait() // the plans end with ctx
 	return errors.Join(errs...)
 }
 

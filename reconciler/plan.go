@@ -7,6 +7,7 @@ import (
 	"ferry.dev/ferry/apply"
 	"ferry.dev/ferry/config"
 	"ferry.dev/ferry/render"
+	"ferry.dev/ferry/scope"
 	"ferry.dev/ferry/source"
 )
 
@@ -18,8 +19,10 @@ type Preview struct {
 }
 
 // PlanEnvironment renders the tip of env's branch (or ref, when not empty)
-// and dry-runs it against env's cluster, including what would be pruned.
-// Nothing is written to the cluster or the state.
+// and dry-runs it against env's cluster, including what would be pruned,
+// as the environment's ServiceAccount. A rendering outside the
+// environment's scope is refused before the dry-run. Nothing is written to
+// the cluster or the state.
 func PlanEnvironment(ctx context.Context, cfg *config.Config, name, ref string, opts Options) (*Preview, error) {
 	wd, repo, err := newWiring(cfg, opts).wireWithRepository(ctx, name)
 	if err != nil {
@@ -33,9 +36,13 @@ func PlanEnvironment(ctx context.Context, cfg *config.Config, name, ref string, 
 	if err != nil {
 		return nil, err
 	}
-	res, err := render.NewRenderer(render.DefaultOptions()).Render(ctx, rev.Tree, env.Source.Path)
+	res, err := render.NewRenderer(render.DefaultOptions()).RenderLimited(ctx, rev.Tree, env.Source.Path, wd.limits())
 	if err != nil {
 		return nil, fmt.Errorf("%s render %s: %w", name, env.Source.Path, err)
+	}
+	// A plan never shows what the environment may not write.
+	if err := scope.Check(wd.scope(), res.Objects, res.Files, wd.namespaced()); err != nil {
+		return nil, fmt.Errorf("%s: not applied: %w", name, err)
 	}
 	st, err := wd.store.Load(ctx, name)
 	if err != nil {

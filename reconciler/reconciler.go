@@ -18,6 +18,7 @@ import (
 	"ferry.dev/ferry/forge"
 	"ferry.dev/ferry/health"
 	"ferry.dev/ferry/render"
+	"ferry.dev/ferry/scope"
 	"ferry.dev/ferry/source"
 	"ferry.dev/ferry/state"
 )
@@ -45,6 +46,13 @@ type Environment struct {
 	AllowDestructive bool
 	// Promote, when set, promotes healthy revisions.
 	Promote *Promotion
+	// Scope is what its revisions may write, checked on every rendering
+	// before anything is dry-run; Namespaced answers the check from the
+	// API server's discovery.
+	Scope      scope.Scope
+	Namespaced scope.NamespacedFunc
+	// Limits bound each rendering.
+	Limits render.Limits
 }
 
 // Promotion says where healthy revisions go.
@@ -164,6 +172,7 @@ func (r *Reconciler) reconcile(ctx context.Context, rev *source.Revision) *sourc
 		fn   func(context.Context, *run, bool) error
 	}{
 		{"render", r.render},
+		{"scope", r.scope},
 		{"quarantine", r.gate},
 		{"apply", r.apply},
 		{"prune", r.prune},
@@ -212,12 +221,26 @@ func (r *Reconciler) render(ctx context.Context, run *run, decided bool) error {
 			return err
 		}
 	}
-	res, err := r.renderer.Render(ctx, run.rev.Tree, r.env.Path)
+	res, err := r.renderer.RenderLimited(ctx, run.rev.Tree, r.env.Path, r.env.Limits)
 	if err != nil {
 		return err
 	}
 	run.rendered = res
 	return nil
+}
+
+// scope refuses a rendering that writes outside the environment's scope,
+// before anything of it is dry-run or applied.
+func (r *Reconciler) scope(_ context.Context, run *run, _ bool) error {
+	return r.checkScope(run.rendered)
+}
+
+// checkScope checks a rendering against the environment's scope.
+func (r *Reconciler) checkScope(res *render.Result) error {
+	if r.env.Namespaced == nil {
+		return nil // no cluster to ask: Environments built in tests
+	}
+	return scope.Check(r.env.Scope, res.Objects, res.Files, r.env.Namespaced)
 }
 
 // errHeld stops a reconcile that recorded its own verdict, without failure.
@@ -398,19 +421,24 @@ func (r *Reconciler) fail(ctx context.Context, run *run, step string, err error,
 	run.log.Error(step+" failed", "error", err)
 	commit := run.rev.Commit.Hash.String()
 	reason := fmt.Sprintf("%s: %v", step, err)
+	outcome := state.OutcomeError
+	if errors.Is(err, scope.ErrOutOfScope) || errors.Is(err, render.ErrLimit) {
+		// The commit itself is refused: nothing of it was applied.
+		outcome, reason = state.OutcomeRefused, fmt.Sprintf("not applied: %v", err)
+	}
 	digest := ""
 	if run.rendered != nil {
 		digest = run.rendered.Digest
 	}
 	if _, uerr := r.store.Update(ctx, r.env.Name, func(st *state.State) error {
 		st.Phase, st.Message = state.PhaseFailed, reason
-		st.Record(state.Verdict{Commit: commit, Digest: digest, Outcome: state.OutcomeError, Reason: reason, Started: run.started, Finished: r.now()})
+		st.Record(state.Verdict{Commit: commit, Digest: digest, Outcome: outcome, Reason: reason, Started: run.started, Finished: r.now()})
 		return nil
 	}); uerr != nil {
 		run.log.Error("record failure", "error", errors.Join(err, uerr))
 		return
 	}
-	r.announceVerdict(ctx, commit, state.OutcomeError, reason, run.started)
+	r.announceVerdict(ctx, commit, outcome, reason, run.started)
 }
 
 func (r *Reconciler) plannedInventory(res *render.Result) (apply.Inventory, error) {

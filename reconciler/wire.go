@@ -5,7 +5,9 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"ferry.dev/ferry/apply"
 	"ferry.dev/ferry/cluster"
@@ -13,6 +15,7 @@ import (
 	"ferry.dev/ferry/forge"
 	"ferry.dev/ferry/health"
 	"ferry.dev/ferry/render"
+	"ferry.dev/ferry/scope"
 	"ferry.dev/ferry/source"
 	"ferry.dev/ferry/state"
 )
@@ -26,20 +29,36 @@ type wiring struct {
 	cfg     *config.Config
 	opts    Options
 	clients map[config.Cluster]client.Client
+	actors  map[actorKey]client.Client
 	repos   map[string]*source.Repository
 }
 
+// actorKey names the identity an environment's requests are made as: a
+// ServiceAccount of ferry's namespace on a cluster.
+type actorKey struct {
+	cluster        config.Cluster
+	serviceAccount string
+}
+
 func newWiring(cfg *config.Config, opts Options) *wiring {
-	return &wiring{cfg: cfg, opts: opts.withDefaults(), clients: map[config.Cluster]client.Client{}, repos: map[string]*source.Repository{}}
+	return &wiring{cfg: cfg, opts: opts.withDefaults(), clients: map[config.Cluster]client.Client{},
+		actors: map[actorKey]client.Client{}, repos: map[string]*source.Repository{}}
 }
 
 // wired is one environment's parts: its configuration, its cluster's
 // client and its state store. The clone is opened on demand (repository),
 // so commands that only read state need no git credentials.
 type wired struct {
-	env    *config.Environment
+	env *config.Environment
+	// client is ferry's own identity: its state, Events and credentials,
+	// in its own namespace.
 	client client.Client
-	store  *state.Store
+	// actor is the environment's identity: every request made for it
+	// (dry-run, apply, prune, health reads, plans) impersonates its
+	// ServiceAccount, so the API server enforces its scope too. Without a
+	// ServiceAccount (outside a cluster, none configured) it is client.
+	actor client.Client
+	store *state.Store
 }
 
 // wire returns the parts of the environment called name.
@@ -56,7 +75,42 @@ func (w *wiring) wire(name string) (*wired, error) {
 		}
 		w.clients[env.Cluster] = c
 	}
-	return &wired{env: env, client: c, store: state.NewStore(c, w.cfg.Namespace)}, nil
+	actor, err := w.actor(env, c)
+	if err != nil {
+		return nil, fmt.Errorf("environment %s: %w", name, err)
+	}
+	return &wired{env: env, client: c, actor: actor, store: state.NewStore(c, w.cfg.Namespace)}, nil
+}
+
+// actor returns the client env's requests are made with: one that
+// impersonates its ServiceAccount (config.Environment.ServiceAccountName),
+// or own when it has none.
+func (w *wiring) actor(env *config.Environment, own client.Client) (client.Client, error) {
+	inCluster, err := cluster.InCluster(env.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	sa := env.ServiceAccountName(inCluster)
+	if sa == "" {
+		return own, nil
+	}
+	key := actorKey{cluster: env.Cluster, serviceAccount: sa}
+	if c, ok := w.actors[key]; ok {
+		return c, nil
+	}
+	cfg, err := cluster.RESTConfig(env.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	if cfg, err = cluster.Impersonate(cfg, w.cfg.Namespace, sa); err != nil {
+		return nil, err
+	}
+	c, err := cluster.NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	w.actors[key] = c
+	return c, nil
 }
 
 // wireWithRepository is wire, plus the environment's clone.
@@ -93,7 +147,28 @@ func (w *wiring) repository(ctx context.Context, wd *wired) (*source.Repository,
 func (wd *wired) applier() *apply.Applier {
 	aopts := apply.DefaultOptions()
 	aopts.Environment, aopts.DefaultNamespace, aopts.Force = wd.env.Name, wd.env.Namespace, wd.env.Force
-	return apply.New(wd.client, aopts)
+	return apply.New(wd.actor, aopts)
+}
+
+// scope is the environment's scope, for the scope check.
+func (wd *wired) scope() scope.Scope {
+	e := wd.env
+	return scope.Scope{Environment: e.Name, Namespaces: e.Scope.Namespaces, ClusterKinds: e.Scope.ClusterKinds,
+		ClusterAdmin: e.Scope.ClusterAdmin, DefaultNamespace: e.Namespace}
+}
+
+// limits are the environment's render limits.
+func (wd *wired) limits() render.Limits {
+	l := wd.env.Limits
+	return render.Limits{MaxFileBytes: int64(l.MaxFileBytes), MaxObjects: l.MaxObjects, MaxRenderBytes: int64(l.MaxRenderBytes), Timeout: l.RenderTimeout}
+}
+
+// namespaced answers the scope check from the API server's discovery, as
+// the environment's identity sees it.
+func (wd *wired) namespaced() scope.NamespacedFunc {
+	return func(gvk schema.GroupVersionKind) (bool, error) {
+		return apiutil.IsGVKNamespaced(gvk, wd.actor.RESTMapper())
+	}
 }
 
 // reconciler wires the Reconciler of the environment called name. Its
@@ -112,8 +187,8 @@ func (w *wiring) reconciler(ctx context.Context, name string, renderer *render.R
 	wopts.Interval = env.Source.Interval
 	r := New(Environment{Name: env.Name, Path: env.Source.Path, Interval: env.Source.Interval, Prune: env.PruneEnabled(), Health: hopts,
 		Repo: repo, Branch: env.Source.Branch, OnFailure: env.OnFailure, MaxPruneFraction: env.MaxPruneFraction,
-		AllowDestructive: env.AllowDestructive},
-		source.NewWatcher(repo, env.Source.Branch, wopts), renderer, wd.applier(), health.NewChecker(wd.client), wd.store, w.opts.Log)
+		AllowDestructive: env.AllowDestructive, Scope: wd.scope(), Namespaced: wd.namespaced(), Limits: wd.limits()},
+		source.NewWatcher(repo, env.Source.Branch, wopts), renderer, wd.applier(), health.NewChecker(wd.actor), wd.store, w.opts.Log)
 	r.notify = notifier{reporter: w.opts.Reporter, metrics: w.opts.Metrics, externalURL: w.opts.ExternalURL, events: true}
 	if fr, err := forge.ParseRepo(env.Source.URL); err == nil {
 		r.notify.repo, r.notify.hasRepo = fr, true

@@ -15,11 +15,12 @@ import (
 // (TestCacheKeyIsRootTree pins it). The root tree hash covers every file
 // kustomize may read, and nothing else goes into a rendering.
 type cacheKey struct {
-	tree plumbing.Hash
-	dir  string
+	tree   plumbing.Hash
+	dir    string
+	limits string // a rendering within other limits may have failed
 }
 
-func (k cacheKey) String() string { return k.tree.String() + ":" + k.dir }
+func (k cacheKey) String() string { return k.tree.String() + ":" + k.dir + ":" + k.limits }
 
 // lru is a bounded least-recently-used map of renderings, safe for
 // concurrent use. A nil *lru caches nothing.

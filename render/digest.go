@@ -17,16 +17,23 @@ import (
 // objects sorted by group, kind, namespace and name (then by their JSON, for
 // duplicates), one per line. It depends on content only: neither the key
 // order of the files nor the order of documents and files changes it.
-func digest(objs []*unstructured.Unstructured) (string, error) {
+//
+// b, when set, bounds the JSON's total size.
+func digest(objs []*unstructured.Unstructured, b *budget) (string, error) {
 	type entry struct {
 		group, kind, namespace, name string
 		doc                          []byte
 	}
 	entries := make([]entry, 0, len(objs))
+	var size int64
 	for _, o := range objs {
 		doc, err := json.Marshal(o.Object)
 		if err != nil {
 			return "", fmt.Errorf("digest %s %s/%s: %w", o.GetKind(), o.GetNamespace(), o.GetName(), err)
+		}
+		size += int64(len(doc))
+		if err := b.output(size); err != nil {
+			return "", err
 		}
 		gvk := o.GroupVersionKind()
 		entries = append(entries, entry{gvk.Group, gvk.Kind, o.GetNamespace(), o.GetName(), doc})

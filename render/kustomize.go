@@ -31,32 +31,51 @@ func kustomizeOptions() *krusty.Options {
 	return opts
 }
 
-// kustomize builds the kustomization in dir, a repository-relative directory
-// whose references checkRefs has vetted.
-func kustomize(f *treeFS, dir string) (objs []*unstructured.Unstructured, err error) {
+// kustomize builds the kustomization kfile in dir, a repository-relative
+// directory whose references checkRefs has vetted. files[i] is the
+// repository path of the file objs[i] came from ("" where kustomize does
+// not say).
+func kustomize(f *treeFS, dir, kfile string) (objs []*unstructured.Unstructured, files []string, err error) {
+	data, err := f.ReadFile(kfile)
+	if err != nil {
+		return nil, nil, err
+	}
+	fsys, keep := withOrigins(f, kfile, data)
 	kustomizeMu.Lock()
 	defer kustomizeMu.Unlock()
 	// The repository's content is not trusted; a panic in kustomize on odd
 	// input must fail this rendering, not the process.
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("kustomize build: panic: %v", p)
+			objs, files, err = nil, nil, fmt.Errorf("kustomize build: panic: %v", p)
 		}
 	}()
-	m, err := krusty.MakeKustomizer(kustomizeOptions()).Run(f, absPath(dir))
-	if err != nil {
-		return nil, fmt.Errorf("kustomize build: %w", err)
+	m, err := krusty.MakeKustomizer(kustomizeOptions()).Run(fsys, absPath(dir))
+	if err != nil && f.budget != nil && f.budget.refused != nil {
+		return nil, nil, f.budget.refused // what kustomize failed on, in plain words
 	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("kustomize build: %w", err)
+	}
+	if err := f.budget.objects(m.Size()); err != nil {
+		return nil, nil, fmt.Errorf("kustomize build: %w", err)
+	}
+	var size int64
 	for _, res := range m.Resources() {
 		j, err := res.MarshalJSON()
+		size += int64(len(j))
+		if err == nil {
+			err = f.budget.output(size)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("kustomize build: %s: %w", res.CurId(), err)
+			return nil, nil, fmt.Errorf("kustomize build: %s: %w", res.CurId(), err)
 		}
 		u, err := objectFromJSON(j)
 		if err != nil {
-			return nil, fmt.Errorf("kustomize build: %s: %w", res.CurId(), err)
+			return nil, nil, fmt.Errorf("kustomize build: %s: %w", res.CurId(), err)
 		}
 		objs = append(objs, u)
+		files = append(files, originOf(u, dir, keep))
 	}
-	return objs, nil
+	return objs, files, nil
 }

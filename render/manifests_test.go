@@ -151,11 +151,11 @@ func FuzzParseManifests(f *testing.F) {
 			}
 			again = append(again, back...)
 		}
-		d1, err := digest(objs)
+		d1, err := digest(objs, nil)
 		if err != nil {
 			t.Fatalf("digest: %v", err)
 		}
-		d2, err := digest(again)
+		d2, err := digest(again, nil)
 		if err != nil || d1 != d2 {
 			t.Fatalf("digest after a JSON round trip = %s, %v; want %s", d2, err, d1)
 		}

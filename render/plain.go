@@ -25,15 +25,15 @@ type manifestFile struct{ name, rel string }
 // Every broken file is reported, not only the first.
 // dir is the directory as asked for, rel where it is once symbolic links are
 // followed.
-func plain(f *treeFS, dir, rel string) ([]*unstructured.Unstructured, error) {
+// names[i] is the file objs[i] came from.
+func plain(f *treeFS, dir, rel string) (objs []*unstructured.Unstructured, names []string, err error) {
 	files, err := f.manifestFiles(dir, rel)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("%s: %w", displayDir(dir), errNoManifests)
+		return nil, nil, fmt.Errorf("%s: %w", displayDir(dir), errNoManifests)
 	}
-	var objs []*unstructured.Unstructured
 	var errs []error
 	for _, mf := range files {
 		data, err := f.readRel(mf.name, mf.rel, f.nodes[mf.rel])
@@ -46,12 +46,18 @@ func plain(f *treeFS, dir, rel string) ([]*unstructured.Unstructured, error) {
 			errs = append(errs, err)
 			continue
 		}
+		if err := f.budget.objects(len(objs) + len(more)); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", mf.name, err)
+		}
 		objs = append(objs, more...)
+		for range more {
+			names = append(names, mf.name)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return objs, nil
+	return objs, names, nil
 }
 
 // isManifestName reports whether a file name has a YAML or JSON extension.
@@ -71,8 +77,19 @@ func isManifestName(name string) bool {
 func (f *treeFS) manifestFiles(dir, rel string) ([]manifestFile, error) {
 	var files []manifestFile
 	onStack := map[string]bool{} // resolved directories being walked
+	// Each directory is walked once: links that fan out to the same
+	// directories again and again would otherwise multiply the files
+	// without bound (TestRenderRefusesSymlinkFanOut).
+	walked := map[string]string{} // resolved directory → name it was walked as
 	var walk func(name, rel string) error
 	walk = func(name, rel string) error {
+		if err := f.budget.live(); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if first, ok := walked[rel]; ok {
+			return fmt.Errorf("%s: %w: directory %s is already rendered as %s; each directory is rendered once", name, ErrLimit, displayDir(rel), first)
+		}
+		walked[rel] = name
 		onStack[rel] = true
 		defer delete(onStack, rel)
 		for _, c := range f.nodes[rel].children {

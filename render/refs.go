@@ -65,14 +65,45 @@ func isInline(entry string) bool {
 // replacements, configurations, openapi, generator files and env files,
 // generators, transformers, validators) must be a path that exists in the
 // tree and stays inside it. Errors name the kustomization file and the entry.
+//
+// It also counts the builds kustomize would run: a directory included
+// through several paths is built once per path, so a few levels of
+// directories that each include the next level twice make an exponential
+// rendering. More than maxBuilds is refused (TestRenderRefusesKustomizeFanOut).
 func checkRefs(f *treeFS, dir string) error {
-	c := &refChecker{fs: f, seen: map[string]bool{}}
-	return c.kustomization(dir)
+	c := &refChecker{fs: f, seen: map[string]bool{}, includes: map[string][]string{}}
+	if err := c.kustomization(dir); err != nil {
+		return err
+	}
+	if n := c.builds(dir, map[string]int64{}); n > maxBuilds {
+		return fmt.Errorf("%s: %w: its kustomizations include each other through more than %d paths; include each base once", displayDir(dir), ErrLimit, maxBuilds)
+	}
+	return nil
 }
 
+// maxBuilds bounds the kustomizations one rendering builds, counted once
+// per path that includes them.
+const maxBuilds = 1000
+
 type refChecker struct {
-	fs   *treeFS
-	seen map[string]bool // directories already checked
+	fs       *treeFS
+	seen     map[string]bool     // directories already checked
+	includes map[string][]string // directory → kustomization directories it includes
+}
+
+// builds returns how many kustomizations building dir builds, saturating
+// past maxBuilds.
+func (c *refChecker) builds(dir string, memo map[string]int64) int64 {
+	if n, ok := memo[dir]; ok {
+		return n
+	}
+	memo[dir] = 0 // a cycle is kustomize's to report
+	n := int64(1)
+	for _, d := range c.includes[dir] {
+		n = min(n+c.builds(d, memo), maxBuilds+1)
+	}
+	memo[dir] = n
+	return n
 }
 
 // kustomization checks the kustomization in dir, if it has one, and those it
@@ -105,7 +136,7 @@ func (c *refChecker) kustomization(dir string) error {
 		errs = append(errs, fmt.Errorf("%s: %w", file, errHelm))
 	}
 	for _, r := range refsOf(&k) {
-		err := c.entry(dir, r.entry)
+		err := c.entry(dir, r.entry, r.base)
 		if r.base && errors.Is(err, errMissing) {
 			err = fmt.Errorf("%w, and %w", err, errRemote)
 		}
@@ -198,7 +229,7 @@ func generatorFiles(g types.GeneratorArgs) []string {
 
 // entry checks that e, relative to dir, is a path inside the repository that
 // exists, and walks the kustomization of a directory it names.
-func (c *refChecker) entry(dir, e string) error {
+func (c *refChecker) entry(dir, e string, base bool) error {
 	switch {
 	case looksRemote(e):
 		return errRemote
@@ -220,6 +251,9 @@ func (c *refChecker) entry(dir, e string) error {
 		return errMissing
 	}
 	if n.isDir() {
+		if base {
+			c.includes[dir] = append(c.includes[dir], rel)
+		}
 		return c.kustomization(rel)
 	}
 	return nil

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"golang.org/x/sync/singleflight"
@@ -17,12 +19,15 @@ type Options struct {
 	// tree and directory; the least recently used is dropped first. Zero
 	// (or less) turns the cache off.
 	CacheSize int
+	// Limits bound each rendering of [Renderer.Render]; zero fields take
+	// their [DefaultLimits].
+	Limits Limits
 }
 
 // DefaultOptions returns the options ferry runs with: a cache of 64
-// renderings.
+// renderings and [DefaultLimits].
 func DefaultOptions() Options {
-	return Options{CacheSize: 64}
+	return Options{CacheSize: 64, Limits: DefaultLimits()}
 }
 
 // Result is one rendering of a directory at a commit.
@@ -31,6 +36,10 @@ type Result struct {
 	// plain directory: file path order, then document order). They are the
 	// caller's own copies.
 	Objects []*unstructured.Unstructured
+	// Files[i] is the repository path of the file Objects[i] came from,
+	// such as envs/staging/app.yaml; "" where kustomize does not say (an
+	// object a transformer made).
+	Files []string
 	// Digest is "sha256:<hex>" of the normalised rendering: it changes with
 	// any content change and with nothing else (not key order, not object
 	// order).
@@ -43,13 +52,14 @@ func (r *Result) clone() *Result {
 	for i, o := range r.Objects {
 		objs[i] = o.DeepCopy()
 	}
-	return &Result{Objects: objs, Digest: r.Digest}
+	return &Result{Objects: objs, Files: slices.Clone(r.Files), Digest: r.Digest}
 }
 
 // Renderer renders directories of git trees and caches the renderings. It is
 // safe for concurrent use; concurrent calls for the same tree and directory
 // share one build.
 type Renderer struct {
+	limits  Limits
 	cache   *lru
 	flights singleflight.Group
 	builds  atomic.Int64 // renderings built, not served from the cache
@@ -57,7 +67,7 @@ type Renderer struct {
 
 // NewRenderer returns a Renderer with opts.
 func NewRenderer(opts Options) *Renderer {
-	return &Renderer{cache: newLRU(opts.CacheSize)}
+	return &Renderer{cache: newLRU(opts.CacheSize), limits: opts.Limits.orDefault()}
 }
 
 // Render builds dir, a slash path relative to the repository root (say
@@ -80,8 +90,19 @@ func NewRenderer(opts Options) *Renderer {
 // Errors name the directory first, then the file and, where the YAML parser
 // gives it, the line: "envs/staging render: envs/staging/app.yaml: yaml: line
 // 3: ...". Apart from ctx's errors and the repository storage's, they come
-// from the commit's content and stay until a new commit.
+// from the commit's content and stay until a new commit. A rendering over
+// one of the Renderer's [Limits] fails with an error matching [ErrLimit].
 func (r *Renderer) Render(ctx context.Context, tree *object.Tree, dir string) (*Result, error) {
+	return r.RenderLimited(ctx, tree, dir, r.limits)
+}
+
+// RenderLimited is [Renderer.Render] within limits instead of the
+// Renderer's own; zero fields take their [DefaultLimits]. Renderings within
+// different limits are cached apart. Render returns once limits.Timeout has
+// passed, even if kustomize is busy: the build fails at its next read of
+// the repository.
+func (r *Renderer) RenderLimited(ctx context.Context, tree *object.Tree, dir string, limits Limits) (*Result, error) {
+	limits = limits.orDefault()
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s render: %w", dir, err)
 	}
@@ -92,7 +113,7 @@ func (r *Renderer) Render(ctx context.Context, tree *object.Tree, dir string) (*
 	if err != nil {
 		return nil, fmt.Errorf("%s render: %w", dir, err)
 	}
-	key := cacheKey{tree: tree.Hash, dir: rel}
+	key := cacheKey{tree: tree.Hash, dir: rel, limits: limits.String()}
 	if res, ok := r.cache.get(key); ok {
 		return res.clone(), nil
 	}
@@ -101,16 +122,20 @@ func (r *Renderer) Render(ctx context.Context, tree *object.Tree, dir string) (*
 		if res, ok := r.cache.get(key); ok {
 			return res, nil
 		}
-		res, err := r.build(tree, rel)
+		res, err := r.build(tree, rel, limits)
 		if err != nil {
 			return nil, err
 		}
 		r.cache.add(key, res)
 		return res, nil
 	})
+	deadline := time.NewTimer(limits.Timeout + time.Second)
+	defer deadline.Stop()
 	select {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%s render: %w", displayDir(rel), ctx.Err())
+	case <-deadline.C:
+		return nil, fmt.Errorf("%s render: %w: the rendering ran past its deadline of %s (limits.renderTimeout)", displayDir(rel), ErrLimit, limits.Timeout)
 	case out := <-ch:
 		if out.Err != nil {
 			return nil, fmt.Errorf("%s render: %w", displayDir(rel), out.Err)
@@ -140,12 +165,13 @@ func cleanDir(dir string) (string, error) {
 
 // build renders dir of tree: kustomize when dir has a kustomization, the
 // plain files otherwise.
-func (r *Renderer) build(tree *object.Tree, dir string) (*Result, error) {
+func (r *Renderer) build(tree *object.Tree, dir string, limits Limits) (*Result, error) {
 	r.builds.Add(1)
 	f, err := newTreeFS(tree)
 	if err != nil {
 		return nil, err
 	}
+	f.budget = newBudget(limits)
 	rel, n, err := f.resolveRel(dir)
 	switch {
 	case err != nil:
@@ -160,20 +186,24 @@ func (r *Renderer) build(tree *object.Tree, dir string) (*Result, error) {
 		return nil, err
 	}
 	var objs []*unstructured.Unstructured
+	var files []string
 	if kfile != "" {
 		if err := checkRefs(f, rel); err != nil {
 			return nil, err
 		}
-		objs, err = kustomize(f, rel)
+		objs, files, err = kustomize(f, rel, kfile)
 	} else {
-		objs, err = plain(f, dir, rel)
+		objs, files, err = plain(f, dir, rel)
 	}
 	if err != nil {
 		return nil, err
 	}
-	d, err := digest(objs)
+	if err := f.budget.objects(len(objs)); err != nil {
+		return nil, err
+	}
+	d, err := digest(objs, f.budget)
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Objects: objs, Digest: d}, nil
+	return &Result{Objects: objs, Files: files, Digest: d}, nil
 }

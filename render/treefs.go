@@ -62,6 +62,12 @@ type treeFS struct {
 	tree  *object.Tree
 	nodes map[string]*node // repository-relative slash path → entry; "" is the root
 	err   error            // set when the tree could not be indexed
+
+	// budget, when set, bounds the reads of one rendering (limits.go).
+	budget *budget
+	// checked holds the blobs already admitted, so that a file kustomize
+	// reads again is neither counted nor scanned twice.
+	checked map[plumbing.Hash]bool
 }
 
 // NewTreeFS returns a read-only filesystem over tree, the root tree of a
@@ -179,6 +185,9 @@ func (f *treeFS) resolve(name string) (string, *node, error) {
 	if f.err != nil {
 		return "", nil, f.err
 	}
+	if err := f.budget.live(); err != nil {
+		return "", nil, fmt.Errorf("%s: %w", name, err)
+	}
 	rel, err := repoPath(name)
 	if err == nil {
 		var n *node
@@ -240,14 +249,32 @@ func (f *treeFS) readBlob(rel string, n *node) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: read blob %s: %w", rel, n.hash, err)
 	}
+	if f.budget != nil && !f.checked[n.hash] {
+		if err := f.budget.file(rel, file.Size); err != nil {
+			return nil, err
+		}
+	}
 	r, err := file.Reader()
 	if err != nil {
 		return nil, fmt.Errorf("%s: read blob %s: %w", rel, n.hash, err)
 	}
 	defer r.Close()
-	b, err := io.ReadAll(r)
+	// The size was admitted above; the reader is bounded too, in case the
+	// storage disagrees with itself.
+	b, err := io.ReadAll(io.LimitReader(r, file.Size+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: read blob %s: %w", rel, n.hash, err)
+	}
+	if f.budget != nil && !f.checked[n.hash] {
+		if !n.isLink() {
+			if err := checkAliases(rel, b); err != nil {
+				return nil, f.budget.refuse(err)
+			}
+		}
+		if f.checked == nil {
+			f.checked = map[plumbing.Hash]bool{}
+		}
+		f.checked[n.hash] = true
 	}
 	return b, nil
 }
@@ -375,6 +402,9 @@ func (f *treeFS) Exists(name string) bool {
 func (f *treeFS) Glob(pattern string) ([]string, error) {
 	if f.err != nil {
 		return nil, f.err
+	}
+	if err := f.budget.live(); err != nil {
+		return nil, fmt.Errorf("%s: %w", pattern, err)
 	}
 	rel, err := repoPath(pattern)
 	if err != nil {

@@ -89,6 +89,8 @@ func outcomeWords(outcome state.Outcome) (string, string) {
 		return "timed out", ColourFailed
 	case state.OutcomeError:
 		return "error", ColourFailed
+	case state.OutcomeRefused:
+		return "refused", ColourFailed
 	}
 	return strings.ToLower(string(outcome)), ColourUnknown
 }

@@ -20,7 +20,7 @@ type Metrics struct {
 }
 
 // Outcomes whose verdict counters exist from the start, at zero.
-var knownOutcomes = []state.Outcome{state.OutcomeHealthy, state.OutcomeFailed, state.OutcomeTimedOut, state.OutcomeError}
+var knownOutcomes = []state.Outcome{state.OutcomeHealthy, state.OutcomeFailed, state.OutcomeTimedOut, state.OutcomeError, state.OutcomeRefused}
 
 // NewMetrics defines ferry's series on reg:
 //

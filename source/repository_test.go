@@ -488,3 +488,32 @@ func TestConcurrentReadsDuringFetch(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFetchAndReleaseRef: a pull request's head is fetched by its ref, and
+// released afterwards: the clone keeps no reference to it.
+func TestFetchAndReleaseRef(t *testing.T) {
+	rem := newRemote(t)
+	rem.commit(map[string]string{"a.yaml": "a: 1\n"}, "first")
+	head := rem.commit(map[string]string{"a.yaml": "a: 2\n"}, "proposed")
+	rem.git(rem.work, "push", "--quiet", "origin", "HEAD:refs/merge-requests/7/head")
+	repo := open(t, rem.url, Credentials{}, t.TempDir())
+	rev, err := repo.FetchRef(t.Context(), "refs/merge-requests/7/head")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rev.Hash().String() != head {
+		t.Fatalf("fetched %s, want %s", rev.Hash(), head)
+	}
+	if _, err := repo.store.Reference(fetchedRef("refs/merge-requests/7/head")); err != nil {
+		t.Fatalf("fetched ref not kept: %v", err)
+	}
+	if err := repo.ReleaseRef("refs/merge-requests/7/head"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.store.Reference(fetchedRef("refs/merge-requests/7/head")); err == nil {
+		t.Fatal("released ref still in the clone")
+	}
+	if err := repo.ReleaseRef("refs/pull/9/head"); err != nil {
+		t.Errorf("releasing a ref never fetched: %v", err)
+	}
+}

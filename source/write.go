@@ -182,8 +182,9 @@ func Subject(message string) string {
 }
 
 // FetchRef fetches one ref that is not a branch, such as a pull request's
-// head (refs/pull/<n>/head), into refs/ferry/fetch/… of the clone and
-// returns its commit.
+// head (refs/pull/<n>/head, refs/merge-requests/<iid>/head), into
+// refs/ferry/fetch/… of the clone and returns its commit. Release it with
+// [Repository.ReleaseRef] once done.
 func (r *Repository) FetchRef(ctx context.Context, ref string) (*Revision, error) {
 	name := plumbing.ReferenceName(ref)
 	if !strings.HasPrefix(ref, "refs/") || name.Validate() != nil {
@@ -194,7 +195,7 @@ func (r *Repository) FetchRef(ctx context.Context, ref string) (*Revision, error
 	if err != nil {
 		return nil, fmt.Errorf("%s credentials: %w", r.display, err)
 	}
-	local := plumbing.ReferenceName("refs/ferry/fetch/" + strings.TrimPrefix(ref, "refs/"))
+	local := fetchedRef(ref)
 	spec := config.RefSpec(fmt.Sprintf("+%s:%s", name, local))
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -38,6 +38,9 @@ const (
 	OutcomeFailed   Outcome = "Failed"   // unhealthy after apply
 	OutcomeTimedOut Outcome = "TimedOut" // not healthy within the health timeout
 	OutcomeError    Outcome = "Error"    // render or apply failed; nothing or part applied
+	// OutcomeRefused: the rendering writes outside the environment's scope,
+	// or is over a render limit; nothing of it was applied.
+	OutcomeRefused Outcome = "Refused"
 	// OutcomeQuarantined: the revision renders to a digest ferry reverted
 	// before; it is not applied until a person releases it.
 	OutcomeQuarantined Outcome = "Quarantined"
@@ -51,7 +54,7 @@ func (p Phase) Final() bool {
 
 // Failed reports whether the outcome is a failure that onFailure acts on.
 func (o Outcome) Failed() bool {
-	return o == OutcomeFailed || o == OutcomeTimedOut || o == OutcomeError
+	return o == OutcomeFailed || o == OutcomeTimedOut || o == OutcomeError || o == OutcomeRefused
 }
 
 // Quarantined is a rendering digest that failed and was reverted; a later

@@ -43,7 +43,7 @@ func TestPhaseFinalAndOutcomeFailed(t *testing.T) {
 			t.Errorf("Phase(%q).Final() = %v", p, !final)
 		}
 	}
-	for o, failed := range map[Outcome]bool{OutcomeHealthy: false, OutcomeFailed: true, OutcomeTimedOut: true, OutcomeError: true, OutcomeQuarantined: false} {
+	for o, failed := range map[Outcome]bool{OutcomeHealthy: false, OutcomeFailed: true, OutcomeTimedOut: true, OutcomeError: true, OutcomeRefused: true, OutcomeQuarantined: false} {
 		if o.Failed() != failed {
 			t.Errorf("Outcome(%q).Failed() = %v", o, !failed)
 		}

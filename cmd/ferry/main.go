@@ -53,7 +53,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().String("config", "ferry.yaml", "configuration file")
 	config.AddFlags(root.PersistentFlags())
 	root.AddCommand(newRunCmd(), newDiffCmd(), newHistoryCmd(), newReleaseCmd(), newRollbackCmd(), newDevCmd())
-	root.AddCommand(newBootstrapCmd(), newUninstallCmd())
+	root.AddCommand(newBootstrapCmd(), newUninstallCmd(), newScopeCmd())
 	return root
 }
 

@@ -60,7 +60,7 @@ func serve(ctx context.Context, cfg *config.Config, m *reconciler.Manager, f *li
 	opts := server.DefaultServerOptions()
 	opts.WebhookSecret, opts.Registry, opts.Log = f.secret, f.registry, log
 	opts.OnPullRequest = func(repo forge.Repo, number int, head, base string) {
-		go m.PlanPullRequest(ctx, repo, number, head, base)
+		m.PlanPullRequest(ctx, repo, number, head, base) // queued: returns at once
 	}
 	srv := &http.Server{Addr: cfg.Server.Addr, Handler: server.NewServer(m, opts), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
