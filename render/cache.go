@@ -14,12 +14,16 @@ import (
 // envs/staging tree but different bases render differently
 // (TestCacheKeyIsRootTree pins it). The root tree hash covers every file
 // kustomize may read, and nothing else goes into a rendering.
+//
+// keys identifies the decryption keys by their public side ("" for none):
+// the same tree renders differently, or not at all, with other keys.
 type cacheKey struct {
 	tree plumbing.Hash
 	dir  string
+	keys string
 }
 
-func (k cacheKey) String() string { return k.tree.String() + ":" + k.dir }
+func (k cacheKey) String() string { return k.tree.String() + ":" + k.keys + ":" + k.dir }
 
 // lru is a bounded least-recently-used map of renderings, safe for
 // concurrent use. A nil *lru caches nothing.

@@ -81,7 +81,33 @@ func NewRenderer(opts Options) *Renderer {
 // gives it, the line: "envs/staging render: envs/staging/app.yaml: yaml: line
 // 3: ...". Apart from ctx's errors and the repository storage's, they come
 // from the commit's content and stay until a new commit.
+//
+// A SOPS-encrypted file fails the rendering: Render has no keys; see
+// RenderWithKeys.
 func (r *Renderer) Render(ctx context.Context, tree *object.Tree, dir string) (*Result, error) {
+	return r.RenderWithKeys(ctx, tree, dir, nil)
+}
+
+// RenderWithKeys is Render with an environment's decryption keys: every
+// file the build reads that is encrypted with SOPS (YAML or JSON, whole or
+// in part with encrypted_regex and its kin; dotenv, INI and binary files
+// for secretGenerators) is decrypted with keys as it is read, before
+// kustomize sees it, and its MAC is checked. Nothing decrypted is written
+// anywhere: the rendering, plaintext included, lives in memory and in the
+// in-memory cache, keyed by the keys too, so an environment never gets a
+// rendering decrypted with another's keys.
+//
+// A file over MaxEncryptedFileSize, a file with no key of keys among its
+// recipients (or no keys at all), or one whose MAC or values do not check
+// fails the rendering, with an error naming the file and the recipients'
+// public keys or fingerprints. So does a rendering where a decrypted value
+// shows outside the data and stringData of a Secret (a kustomize
+// replacement copying it into a ConfigMap, say): only Secrets' values are
+// masked in diffs. Errors never quote a decrypted value.
+//
+// The digest is of the decrypted rendering, so encrypting the same content
+// again (new data key, new ciphertexts) does not change it.
+func (r *Renderer) RenderWithKeys(ctx context.Context, tree *object.Tree, dir string, keys *Keys) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s render: %w", dir, err)
 	}
@@ -92,7 +118,7 @@ func (r *Renderer) Render(ctx context.Context, tree *object.Tree, dir string) (*
 	if err != nil {
 		return nil, fmt.Errorf("%s render: %w", dir, err)
 	}
-	key := cacheKey{tree: tree.Hash, dir: rel}
+	key := cacheKey{tree: tree.Hash, dir: rel, keys: keys.cacheID()}
 	if res, ok := r.cache.get(key); ok {
 		return res.clone(), nil
 	}
@@ -101,7 +127,7 @@ func (r *Renderer) Render(ctx context.Context, tree *object.Tree, dir string) (*
 		if res, ok := r.cache.get(key); ok {
 			return res, nil
 		}
-		res, err := r.build(tree, rel)
+		res, err := r.build(tree, rel, keys)
 		if err != nil {
 			return nil, err
 		}
@@ -138,14 +164,37 @@ func cleanDir(dir string) (string, error) {
 	return rel, nil
 }
 
-// build renders dir of tree: kustomize when dir has a kustomization, the
-// plain files otherwise.
-func (r *Renderer) build(tree *object.Tree, dir string) (*Result, error) {
+// build renders dir of tree, decrypting with keys: kustomize when dir has a
+// kustomization, the plain files otherwise.
+func (r *Renderer) build(tree *object.Tree, dir string, keys *Keys) (*Result, error) {
 	r.builds.Add(1)
 	f, err := newTreeFS(tree)
 	if err != nil {
 		return nil, err
 	}
+	f.dec = newDecryptor(keys)
+	objs, err := r.objects(f, dir)
+	// Kustomize wraps a file's read error in its own words, more than
+	// once, or may go on without the file; the decryption error alone says
+	// what is wrong, and fails the rendering either way.
+	if f.dec.err != nil {
+		return nil, f.dec.err
+	}
+	if err != nil {
+		return nil, f.dec.redactErr(err)
+	}
+	if err := f.dec.check(objs); err != nil {
+		return nil, err
+	}
+	d, err := digest(objs)
+	if err != nil {
+		return nil, f.dec.redactErr(err)
+	}
+	return &Result{Objects: objs, Digest: d}, nil
+}
+
+// objects renders dir of f's tree.
+func (r *Renderer) objects(f *treeFS, dir string) ([]*unstructured.Unstructured, error) {
 	rel, n, err := f.resolveRel(dir)
 	switch {
 	case err != nil:
@@ -171,9 +220,5 @@ func (r *Renderer) build(tree *object.Tree, dir string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := digest(objs)
-	if err != nil {
-		return nil, err
-	}
-	return &Result{Objects: objs, Digest: d}, nil
+	return objs, nil
 }
