@@ -113,6 +113,9 @@ type Environment struct {
 	// more than maxPruneFraction of the inventory; default false: such a
 	// revert or promotion is held for a person.
 	AllowDestructive bool `yaml:"allowDestructive" mapstructure:"allowDestructive"`
+	// Decryption, when set, gives the keys that open the environment's
+	// SOPS-encrypted files; without it such a file fails the rendering.
+	Decryption *Decryption `yaml:"decryption" mapstructure:"decryption"`
 }
 
 // PruneEnabled reports whether objects that left the rendering are deleted;
