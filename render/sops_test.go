@@ -95,7 +95,7 @@ type encryptFor struct {
 // sopsEncrypt encrypts plain as `sops -e` does, with SOPS's Go API: the
 // store for the file's extension, a new data key wrapped for every
 // recipient, every (or every matching) value encrypted, and the MAC.
-func sopsEncrypt(t *testing.T, name, plain string, to encryptFor) string {
+func sopsEncrypt(t testing.TB, name, plain string, to encryptFor) string {
 	t.Helper()
 	store, _ := storeFor(name)
 	branches, err := store.LoadPlainFile([]byte(plain))
