@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -474,6 +475,16 @@ func TestRenderRefusesDecryptedValuesOutsideSecrets(t *testing.T) {
 		}
 	}
 	noSecrets(t, "error", err.Error())
+
+	// A configMapGenerator reading an encrypted file.
+	gen := with(r.files, files{
+		"envs/staging/kustomization.yaml": r.files["envs/staging/kustomization.yaml"] + "configMapGenerator:\n  - name: settings\n    envs: [app.enc.env]\n",
+	})
+	_, err = renderKeys(t, gen, "envs/staging", r.stagingKeys(t))
+	if !errors.Is(err, errLeak) || !strings.Contains(err.Error(), "ConfigMap staging/settings at data.API_TOKEN") {
+		t.Errorf("render with a configMapGenerator of an encrypted file = %v, want %v naming data.API_TOKEN", err, errLeak)
+	}
+	noSecrets(t, "error", fmt.Sprint(err))
 
 	// A ConfigMap encrypted by mistake: its values would show in diffs.
 	id := newAgeIdentity(t)
