@@ -16,11 +16,11 @@ func FuzzDecryptFile(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	to := encryptFor{age: []*age.X25519Identity{id}}
+	to := encryptFor{Age: []*age.X25519Identity{id}}
 	f.Add("db.enc.yaml", sopsEncrypt(f, "db.enc.yaml", dbSecret, to))
 	f.Add("app.env", sopsEncrypt(f, "app.env", "API_TOKEN="+apiToken+"\n", to))
 	f.Add("tls.key", sopsEncrypt(f, "tls.key", tlsKey, to))
-	f.Add("s.json", sopsEncrypt(f, "s.json", `{"a": "`+apiToken+`"}`, encryptFor{age: to.age, regex: "^a$"}))
+	f.Add("s.json", sopsEncrypt(f, "s.json", `{"a": "`+apiToken+`"}`, encryptFor{Age: to.Age, EncryptedRegex: "^a$"}))
 	keys, err := ParseKeys(ageKeyFile("k.agekey", id))
 	if err != nil {
 		f.Fatal(err)

@@ -1,8 +1,6 @@
 package render
 
 import (
-	"bytes"
-	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -10,71 +8,30 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"filippo.io/age"
 	"github.com/ProtonMail/go-crypto/openpgp"
-	"github.com/ProtonMail/go-crypto/openpgp/armor"
-	"github.com/ProtonMail/go-crypto/openpgp/packet"
-	"github.com/getsops/sops/v3"
-	"github.com/getsops/sops/v3/aes"
-	sopsage "github.com/getsops/sops/v3/age"
-	"github.com/getsops/sops/v3/pgp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"ferry.dev/ferry/internal/sopstest"
 )
 
 // The keys of these tests are made by the tests; no key material is
 // committed.
 
-func newAgeIdentity(t *testing.T) *age.X25519Identity {
-	t.Helper()
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
+func newAgeIdentity(t *testing.T) *age.X25519Identity { return sopstest.AgeIdentity(t) }
+
+func newPGPEntity(t *testing.T) *openpgp.Entity { return sopstest.PGPEntity(t) }
 
 // ageKeyFile is an identity as age-keygen writes it.
 func ageKeyFile(name string, id *age.X25519Identity) KeyFile {
-	data := "# created: 2026-12-06T00:00:00Z\n# public key: " + id.Recipient().String() + "\n" + id.String() + "\n"
-	return KeyFile{Name: name, Data: []byte(data)}
+	return KeyFile{Name: name, Data: sopstest.AgeKeyFile(id)}
 }
 
-func newPGPEntity(t *testing.T) *openpgp.Entity {
-	t.Helper()
-	e, err := openpgp.NewEntity("ferry test", "", "test@ferry.dev", &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
-// pgpKeyFile is an entity's private key as `gpg --export-secret-keys
-// --armor` writes it.
+// pgpKeyFile is an entity's key as `gpg --export-secret-keys --armor`
+// (private) or `gpg --export --armor` writes it.
 func pgpKeyFile(t *testing.T, name string, e *openpgp.Entity, private bool) KeyFile {
-	t.Helper()
-	var buf bytes.Buffer
-	typ := openpgp.PublicKeyType
-	if private {
-		typ = openpgp.PrivateKeyType
-	}
-	w, err := armor.Encode(&buf, typ, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if private {
-		err = e.SerializePrivate(w, nil)
-	} else {
-		err = e.Serialize(w)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return KeyFile{Name: name, Data: buf.Bytes()}
+	return KeyFile{Name: name, Data: sopstest.PGPKeyFile(t, e, private)}
 }
 
 func mustKeys(t *testing.T, files ...KeyFile) *Keys {
@@ -87,83 +44,16 @@ func mustKeys(t *testing.T, files ...KeyFile) *Keys {
 }
 
 // encryptFor says whom a test file is encrypted for, and how.
-type encryptFor struct {
-	age   []*age.X25519Identity
-	pgp   []*openpgp.Entity
-	regex string // encrypted_regex; empty encrypts every value
-}
+type encryptFor = sopstest.For
 
-// sopsEncrypt encrypts plain as `sops -e` does, with SOPS's Go API: the
-// store for the file's extension, a new data key wrapped for every
-// recipient, every (or every matching) value encrypted, and the MAC.
+// sopsEncrypt encrypts plain as `sops -e` does, in process.
 func sopsEncrypt(t testing.TB, name, plain string, to encryptFor) string {
 	t.Helper()
-	store, _ := storeFor(name)
-	branches, err := store.LoadPlainFile([]byte(plain))
-	if err != nil {
-		t.Fatalf("load %s: %v", name, err)
-	}
-	dataKey := make([]byte, 32)
-	if _, err := rand.Read(dataKey); err != nil {
-		t.Fatal(err)
-	}
-	var group sops.KeyGroup
-	for _, id := range to.age {
-		mk, err := sopsage.MasterKeyFromRecipient(id.Recipient().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := mk.Encrypt(dataKey); err != nil {
-			t.Fatal(err)
-		}
-		group = append(group, mk)
-	}
-	for _, e := range to.pgp {
-		// SOPS's own OpenPGP key reads public keys from a GnuPG home;
-		// wrap the data key in process, as it does.
-		var buf bytes.Buffer
-		w, err := armor.Encode(&buf, "PGP MESSAGE", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pt, err := openpgp.Encrypt(w, []*openpgp.Entity{e}, nil, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := pt.Write(dataKey); err != nil {
-			t.Fatal(err)
-		}
-		if err := pt.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		group = append(group, &pgp.MasterKey{Fingerprint: pgpFingerprint(e), EncryptedKey: buf.String(), CreationDate: time.Now().UTC()})
-	}
-	tree := sops.Tree{Branches: branches, Metadata: sops.Metadata{
-		KeyGroups: []sops.KeyGroup{group}, EncryptedRegex: to.regex, Version: "3.13.3",
-	}}
-	cipher := aes.NewCipher()
-	mac, err := tree.Encrypt(dataKey, cipher)
-	if err != nil {
-		t.Fatalf("encrypt %s: %v", name, err)
-	}
-	tree.Metadata.LastModified = time.Now().UTC()
-	tree.Metadata.MessageAuthenticationCode, err = cipher.Encrypt(mac, dataKey, tree.Metadata.LastModified.Format(time.RFC3339))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := store.(interface {
-		EmitEncryptedFile(sops.Tree) ([]byte, error)
-	}).EmitEncryptedFile(tree)
-	if err != nil {
-		t.Fatalf("emit %s: %v", name, err)
-	}
-	if strings.Contains(string(out), "hunter") {
+	out := sopstest.Encrypt(t, name, plain, to)
+	if strings.Contains(out, "hunter") {
 		t.Fatalf("%s: plaintext left in the encrypted file:\n%s", name, out)
 	}
-	return string(out)
+	return out
 }
 
 const (
@@ -197,8 +87,8 @@ type secretRepo struct {
 func newSecretRepo(t *testing.T) *secretRepo {
 	t.Helper()
 	r := &secretRepo{staging: newAgeIdentity(t), production: newAgeIdentity(t), prodPGP: newPGPEntity(t)}
-	stg := encryptFor{age: []*age.X25519Identity{r.staging}}
-	prod := encryptFor{pgp: []*openpgp.Entity{r.prodPGP}, regex: "^(data|stringData)$"}
+	stg := encryptFor{Age: []*age.X25519Identity{r.staging}}
+	prod := encryptFor{PGP: []*openpgp.Entity{r.prodPGP}, EncryptedRegex: "^(data|stringData)$"}
 	r.files = files{
 		".sops.yaml":              "creation_rules:\n  - path_regex: envs/staging/.*\n    age: " + r.staging.Recipient().String() + "\n",
 		"base/kustomization.yaml": "resources: [config.yaml]\n",
@@ -309,7 +199,7 @@ func TestRenderDecryptsPlainDirectories(t *testing.T) {
 	id := newAgeIdentity(t)
 	fs := files{
 		"app/.sops.yaml":  "creation_rules:\n  - age: " + id.Recipient().String() + "\n",
-		"app/db.enc.yaml": sopsEncrypt(t, "db.enc.yaml", dbSecret, encryptFor{age: []*age.X25519Identity{id}, regex: "^(data|stringData)$"}),
+		"app/db.enc.yaml": sopsEncrypt(t, "db.enc.yaml", dbSecret, encryptFor{Age: []*age.X25519Identity{id}, EncryptedRegex: "^(data|stringData)$"}),
 		"app/cm.yaml":     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n",
 	}
 	res, err := renderKeys(t, fs, "app", mustKeys(t, ageKeyFile("k.agekey", id)))
@@ -328,7 +218,7 @@ func TestRenderDecryptsPlainDirectories(t *testing.T) {
 func TestRenderDecryptionErrors(t *testing.T) {
 	r := newSecretRepo(t)
 	stagingRecipient := r.staging.Recipient().String()
-	prodFpr := pgpFingerprint(r.prodPGP)
+	prodFpr := sopstest.PGPFingerprint(r.prodPGP)
 
 	tampered := with(r.files, files{
 		// metadata.name is in clear (encrypted_regex) but under the MAC.
@@ -368,7 +258,7 @@ func TestRenderDecryptionErrors(t *testing.T) {
 		{"over 5 MiB", with(r.files, files{"envs/staging/db.enc.yaml": big}), "envs/staging", r.stagingKeys(t), errTooLarge,
 			[]string{"envs/staging/db.enc.yaml", "5 MiB"}},
 		{"a generator's dotenv file with the wrong key", with(r.files, files{
-			"envs/staging/app.enc.env": sopsEncrypt(t, "app.enc.env", "API_TOKEN="+apiToken+"\n", encryptFor{age: []*age.X25519Identity{r.production}}),
+			"envs/staging/app.enc.env": sopsEncrypt(t, "app.enc.env", "API_TOKEN="+apiToken+"\n", encryptFor{Age: []*age.X25519Identity{r.production}}),
 		}), "envs/staging", r.stagingKeys(t), errWrongKey, []string{"envs/staging/app.enc.env", r.production.Recipient().String()}},
 	}
 	for _, tt := range tests {
@@ -424,7 +314,7 @@ func TestRenderReadsNoKeysFromTheProcess(t *testing.T) {
 // ciphertexts, new MAC) is no change, a new value is.
 func TestRenderDigestIgnoresReencryption(t *testing.T) {
 	r := newSecretRepo(t)
-	stg := encryptFor{age: []*age.X25519Identity{r.staging}}
+	stg := encryptFor{Age: []*age.X25519Identity{r.staging}}
 	again := with(r.files, files{
 		"envs/staging/db.enc.yaml": sopsEncrypt(t, "db.enc.yaml", dbSecret, stg),
 		"envs/staging/app.enc.env": sopsEncrypt(t, "app.enc.env", "API_TOKEN="+apiToken+"\nMODE=live\n", stg),
@@ -489,7 +379,7 @@ func TestRenderRefusesDecryptedValuesOutsideSecrets(t *testing.T) {
 	// A ConfigMap encrypted by mistake: its values would show in diffs.
 	id := newAgeIdentity(t)
 	cm := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: oops\ndata:\n  TOKEN: " + apiToken + "\n"
-	_, err = renderKeys(t, files{"app/cm.enc.yaml": sopsEncrypt(t, "cm.enc.yaml", cm, encryptFor{age: []*age.X25519Identity{id}})},
+	_, err = renderKeys(t, files{"app/cm.enc.yaml": sopsEncrypt(t, "cm.enc.yaml", cm, encryptFor{Age: []*age.X25519Identity{id}})},
 		"app", mustKeys(t, ageKeyFile("k.agekey", id)))
 	if !errors.Is(err, errLeak) || !strings.Contains(err.Error(), "ConfigMap oops at data.TOKEN") {
 		t.Errorf("render of an encrypted ConfigMap = %v, want %v naming data.TOKEN", err, errLeak)
