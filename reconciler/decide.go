@@ -169,7 +169,7 @@ func (r *Reconciler) promote(ctx context.Context, rn *run) (string, error) {
 		return actionHeld + "promotion into another repository is not supported", nil
 	}
 	c := rn.rev.Commit
-	res, err := t.renderer.Render(ctx, rn.rev.Tree, t.env.Path)
+	res, err := t.renderTree(ctx, rn.rev.Tree)
 	if err != nil {
 		return actionHeld + fmt.Sprintf("%s does not render at %s: %v", to, c.Hash.String()[:7], err), nil
 	}
@@ -261,7 +261,7 @@ func (r *Reconciler) destructive(ctx context.Context, tree *object.Tree, inv app
 	if r.env.AllowDestructive || len(inv) == 0 {
 		return "", nil
 	}
-	res, err := r.renderer.Render(ctx, tree, r.env.Path)
+	res, err := r.renderTree(ctx, tree)
 	if err != nil {
 		return "", nil // nothing would be applied, so nothing pruned
 	}

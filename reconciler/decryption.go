@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -11,6 +12,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"ferry.dev/ferry/config"
 	"ferry.dev/ferry/render"
@@ -75,4 +78,19 @@ func (l keyLoader) secretKeys(ctx context.Context, name string) ([]render.KeyFil
 		return nil, fmt.Errorf("%s: holds no key; add one named identity%s or key%s", subject, render.AgeKeySuffix, render.PGPKeySuffix)
 	}
 	return files, nil
+}
+
+// errKeys marks a failure to read an environment's decryption keys: a
+// problem of ferry's configuration or its Secret, or an unreachable API
+// server, not of the commit being rendered, so it is no verdict on it.
+var errKeys = errors.New("decryption keys")
+
+// renderTree renders the environment's path of tree, decrypting its
+// SOPS-encrypted files with the environment's keys.
+func (r *Reconciler) renderTree(ctx context.Context, tree *object.Tree) (*render.Result, error) {
+	keys, err := r.keys.load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errKeys, err)
+	}
+	return r.renderer.RenderWithKeys(ctx, tree, r.env.Path, keys)
 }

@@ -125,6 +125,7 @@ func NewManager(ctx context.Context, cfg *config.Config, opts Options) (*Manager
 			Repo: repo, Branch: env.Source.Branch, OnFailure: env.OnFailure, MaxPruneFraction: env.MaxPruneFraction,
 			AllowDestructive: env.AllowDestructive},
 			w, renderer, apply.New(c, aopts), health.NewChecker(c), store, opts.Log)
+		r.keys = keyLoader{decryption: env.Decryption, client: c, namespace: cfg.Namespace}
 		r.notify = notifier{reporter: opts.Reporter, metrics: opts.Metrics, externalURL: opts.ExternalURL, client: c, namespace: cfg.Namespace}
 		if repo, err := report.ParseRepo(env.Source.URL); err == nil {
 			r.notify.repo, r.notify.hasRepo = repo, true

@@ -33,7 +33,11 @@ func PlanEnvironment(ctx context.Context, cfg *config.Config, name, ref string, 
 	if err != nil {
 		return nil, err
 	}
-	res, err := render.NewRenderer(render.DefaultOptions()).Render(ctx, rev.Tree, env.Source.Path)
+	keys, err := keyLoader{decryption: env.Decryption, client: c, namespace: cfg.Namespace}.load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", name, errKeys, err)
+	}
+	res, err := render.NewRenderer(render.DefaultOptions()).RenderWithKeys(ctx, rev.Tree, env.Source.Path, keys)
 	if err != nil {
 		return nil, fmt.Errorf("%s render %s: %w", name, env.Source.Path, err)
 	}

@@ -61,7 +61,7 @@ func (r *Reconciler) plan(ctx context.Context, number int, head string) report.P
 		// The pull request moved on; its newer head gets its own plan.
 		p.Commit = rev.Hash().String()
 	}
-	res, err := r.renderer.Render(ctx, rev.Tree, r.env.Path)
+	res, err := r.renderTree(ctx, rev.Tree)
 	if err != nil {
 		p.Err = fmt.Sprintf("render %s: %v", r.env.Path, err)
 		return p

@@ -71,6 +71,8 @@ type Reconciler struct {
 	// pulls opens promotion pull requests; nil without a forge.
 	pulls  PullRequests
 	notify notifier
+	// keys reads the environment's SOPS decryption keys.
+	keys keyLoader
 }
 
 // New wires a Reconciler for env.
@@ -211,7 +213,19 @@ func (r *Reconciler) render(ctx context.Context, run *run, decided bool) error {
 			return err
 		}
 	}
-	res, err := r.renderer.Render(ctx, run.rev.Tree, r.env.Path)
+	res, err := r.renderTree(ctx, run.rev.Tree)
+	if errors.Is(err, errKeys) {
+		// No verdict on the commit: the keys are ferry's problem. The
+		// next interval renders again.
+		run.log.Error("render", "error", err)
+		if _, uerr := r.store.Update(ctx, r.env.Name, func(st *State) error {
+			st.Phase, st.Message = PhaseFailed, err.Error()
+			return nil
+		}); uerr != nil {
+			return uerr
+		}
+		return errHeld
+	}
 	if err != nil {
 		return err
 	}
