@@ -18,8 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"ferry.dev/ferry/internal/sopstest"
 	"ferry.dev/ferry/e2e/harness"
+	"ferry.dev/ferry/internal/sopstest"
 	"ferry.dev/ferry/reconciler"
 )
 
