@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -136,13 +138,14 @@ func (d *decryptor) find(s string) (string, bool) {
 }
 
 // walkObject calls fn with every string of an object, map keys included
-// (with the path of their map), and its path.
+// (with the path of their map), and its path, in key order: the errors it
+// leads to read the same at every render.
 func walkObject(v any, p []string, fn func(p []string, s string)) {
 	switch v := v.(type) {
 	case map[string]any:
-		for k, e := range v {
+		for _, k := range slices.Sorted(maps.Keys(v)) {
 			fn(p, k)
-			walkObject(e, append(p[:len(p):len(p)], k), fn)
+			walkObject(v[k], append(p[:len(p):len(p)], k), fn)
 		}
 	case []any:
 		for i, e := range v {
