@@ -22,6 +22,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"ferry.dev/ferry/internal/defaults"
 )
 
 // Labels and annotations ferry reads or writes on applied objects.
@@ -68,12 +70,9 @@ type Applier struct {
 
 // New returns an Applier that talks to the cluster through c.
 func New(c client.Client, opts Options) *Applier {
-	if opts.Concurrency <= 0 {
-		opts.Concurrency = DefaultOptions().Concurrency
-	}
-	if opts.WaitTimeout <= 0 {
-		opts.WaitTimeout = DefaultOptions().WaitTimeout
-	}
+	d := DefaultOptions()
+	defaults.Positive(&opts.Concurrency, d.Concurrency)
+	defaults.Positive(&opts.WaitTimeout, d.WaitTimeout)
 	poller := polling.NewStatusPoller(c, c.RESTMapper(), polling.Options{})
 	rm := ssa.NewResourceManager(c, poller, ssa.Owner{Field: FieldManager, Group: "ferry.dev"})
 	rm.SetConcurrency(opts.Concurrency)

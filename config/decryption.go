@@ -25,16 +25,16 @@ const (
 type Decryption struct {
 	// KeyFiles are files of private keys, each named *.agekey (age
 	// identities) or *.asc (an armored OpenPGP private key).
-	KeyFiles []string `yaml:"keyFiles" mapstructure:"keyFiles"`
+	KeyFiles []string `yaml:"keyFiles"`
 	// SecretRef names a Secret in ferry's namespace whose keys ending in
 	// .agekey or .asc hold private keys; its other keys are refused.
-	SecretRef *SecretRef `yaml:"secretRef" mapstructure:"secretRef"`
+	SecretRef *SecretRef `yaml:"secretRef"`
 }
 
 // SecretRef names a Secret in ferry's own namespace.
 type SecretRef struct {
 	// Name is the Secret's name.
-	Name string `yaml:"name" mapstructure:"name"`
+	Name string `yaml:"name"`
 }
 
 func (d *Decryption) validate(at string, p *problems) {

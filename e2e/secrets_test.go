@@ -18,9 +18,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"ferry.dev/ferry/e2e/harness"
 	"ferry.dev/ferry/internal/sopstest"
-	"ferry.dev/ferry/reconciler"
+	"ferry.dev/ferry/sandbox"
+	"ferry.dev/ferry/state"
 )
 
 // secretManifest is the Secret db holding password, as committed before
@@ -64,26 +64,21 @@ func TestSecretsInGit(t *testing.T) {
 	if err := os.WriteFile(prodKeyFile, sopstest.AgeKeyFile(prodKey), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	p.extra = "    decryption: {secretRef: {name: sops-keys-staging}}\n"
 	cfg := p.config()
 	i := strings.LastIndex(cfg, "    onFailure: revert\n")
 	cfg = cfg[:i] + "    decryption: {keyFiles: [" + prodKeyFile + "]}\n" + cfg[i:]
-	cfg = strings.Replace(cfg, "    promote: {to: production, mode: push}\n",
-		"    promote: {to: production, mode: push}\n    decryption: {secretRef: {name: sops-keys-staging}}\n", 1)
 	addr := freeAddr(t)
 	cfg += fmt.Sprintf("server: {addr: %q}\nreport: {provider: gitea, url: %q, tokenFile: %s}\n", addr, strings.TrimSuffix(forge.URL, "/"), p.tokenFile)
-	cfgPath := filepath.Join(t.TempDir(), "ferry.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	bin := buildFerry(t)
+	bin, cfgPath := buildFerry(t), writeConfig(t, cfg)
 	ferry := startFerryProcess(t, bin, cfgPath)
 	logPath := ferry.Stdout.(*os.File).Name()
 
 	first := p.tip(t, "main")
 	requireHealthy(t, p.waitDecided(t, "staging", first, 2*time.Minute))
 	requireHealthy(t, p.waitDecided(t, "production", first, 2*time.Minute))
-	waitSecret(t, p.c, p.stagingNS, v1)
-	waitSecret(t, p.c, p.prodNS, prodPW)
+	p.waitSecret(t, p.ns, v1)
+	p.waitSecret(t, p.prodNS, prodPW)
 
 	t.Log("a rotation through a pull request")
 	p.git(t, "checkout", "--quiet", "-B", "rotate", "origin/main")
@@ -104,7 +99,7 @@ func TestSecretsInGit(t *testing.T) {
 	var plan string
 	eventually(t, time.Minute, func() (bool, string) {
 		plan = ""
-		for _, c := range prComments(t, p.repo, pr.Index) {
+		for _, c := range p.comments(t, pr.Index) {
 			if strings.Contains(c, "ferry plan for") && strings.Contains(c, head[:7]) {
 				plan = c
 			}
@@ -124,42 +119,42 @@ func TestSecretsInGit(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireHealthy(t, p.waitDecided(t, "staging", head, 2*time.Minute))
-	waitSecret(t, p.c, p.stagingNS, v2)
+	p.waitSecret(t, p.ns, v2)
 
 	t.Log("a bad rotation: the pods crash-loop on it")
-	bad := withPodAnnotation("v1", harness.FailCrashLoop)
+	bad := withPodAnnotation("v1", sandbox.FailCrashLoop)
 	bad["envs/staging/kustomization.yaml"] = stagingKustomization
 	bad["envs/staging/db.enc.yaml"] = sopstest.Encrypt(t, "db.enc.yaml", secretManifest(v3), stg)
 	badSHA := p.pushMain(t, bad, "Rotate the staging database password again")
 	v := p.waitDecided(t, "staging", badSHA, 2*time.Minute)
-	if !strings.HasPrefix(v.Action, "reverted by ") {
+	if v.Action.Kind != state.ActionReverted {
 		t.Fatalf("bad rotation: %+v, want a revert", v)
 	}
-	waitSecret(t, p.c, p.stagingNS, v2)
+	p.waitSecret(t, p.ns, v2)
 	revert := p.tip(t, "main")
 	requireHealthy(t, p.waitDecided(t, "staging", revert, 2*time.Minute))
 
 	t.Log("the bad rotation encrypted anew: the same plaintext, so the same digest, quarantined")
 	bad["envs/staging/db.enc.yaml"] = sopstest.Encrypt(t, "db.enc.yaml", secretManifest(v3), stg)
 	again := p.pushMain(t, bad, "Rotate the staging database password once more")
-	v = waitVerdictOf(t, p, "staging", again, time.Minute)
-	if v.Outcome != reconciler.OutcomeQuarantined || !strings.Contains(v.Reason, "identical to reverted "+badSHA[:7]) {
+	v = p.waitVerdict(t, "staging", again, time.Minute)
+	if v.Outcome != state.OutcomeQuarantined || !strings.Contains(v.Reason, "identical to reverted "+badSHA[:7]) {
 		t.Fatalf("re-encrypted bad rotation: %+v, want it quarantined as identical to %s", v, badSHA[:7])
 	}
-	waitSecret(t, p.c, p.stagingNS, v2)
+	p.waitSecret(t, p.ns, v2)
 
 	t.Log("staging cannot decrypt production's file")
 	steal := p.pushMain(t, map[string]string{
 		"envs/staging/kustomization.yaml": strings.Replace(stagingKustomization, "  - db.enc.yaml\n", "  - db.enc.yaml\n  - ../production/secrets\n", 1),
 	}, "Read production's database password")
-	v = waitVerdictOf(t, p, "staging", steal, 2*time.Minute)
-	t.Logf("verdict on %s: %s: %s (%s)", steal[:7], v.Outcome, v.Reason, v.Action)
+	v = p.waitVerdict(t, "staging", steal, 2*time.Minute)
+	t.Logf("verdict on %s: %s: %s", steal[:7], v.Outcome, v.Reason)
 	for _, w := range []string{"envs/production/secrets/db.enc.yaml", prodKey.Recipient().String(), "none of this environment's keys decrypts it"} {
 		if !strings.Contains(v.Reason, w) {
 			t.Errorf("verdict on %s: %q does not say %q", steal[:7], v.Reason, w)
 		}
 	}
-	if got, _ := secretPassword(t, p.c, p.stagingNS, "db"); got == prodPW {
+	if got, _ := p.secret(t, p.ns, "db"); got == prodPW {
 		t.Error("production's password reached staging")
 	}
 
@@ -195,7 +190,7 @@ func TestSecretsInGit(t *testing.T) {
 		t.Fatal(err)
 	}
 	scan("the Events", mustYAML(t, events))
-	scan("the pull request's comments", strings.Join(prComments(t, p.repo, pr.Index), "\n"))
+	scan("the pull request's comments", strings.Join(p.comments(t, pr.Index), "\n"))
 	scan("ferry diff", diff)
 	var statuses []string
 	for _, c := range []string{first, head, badSHA, revert, again, steal} {
@@ -214,28 +209,28 @@ func TestSecretsInGit(t *testing.T) {
 }
 
 // waitSecret waits until the Secret db in ns holds password.
-func waitSecret(t *testing.T, c client.Client, ns, password string) {
+func (f *fixture) waitSecret(t *testing.T, ns, password string) {
 	t.Helper()
 	eventually(t, time.Minute, func() (bool, string) {
-		got, ok := secretPassword(t, c, ns, "db")
-		return ok && got == password, fmt.Sprintf("Secret %s/db: found %v, password of %d bytes", ns, ok, len(got))
+		got, ok := f.secret(t, ns, "db")
+		return ok && got == password, fmt.Sprintf("Secret %s/db: found %v, password %d bytes", ns, ok, len(got))
 	})
 }
 
-// secretPassword returns the password of the Secret name in ns.
-func secretPassword(t *testing.T, c client.Client, ns, name string) (string, bool) {
+// secret returns the password of the Secret name in ns.
+func (f *fixture) secret(t *testing.T, ns, name string) (string, bool) {
 	t.Helper()
 	s := &corev1.Secret{}
-	if err := c.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
+	if err := f.c.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
 		return "", false
 	}
 	return string(s.Data["password"]), true
 }
 
-// prComments returns the bodies of a pull request's comments.
-func prComments(t *testing.T, repo string, pr int64) []string {
+// comments returns the bodies of the pull request's comments.
+func (f *fixture) comments(t *testing.T, pr int64) []string {
 	t.Helper()
-	cs, _, err := forge.Client.ListIssueComments(forge.User, repo, pr, gitea.ListIssueCommentOptions{})
+	cs, _, err := forge.Client.ListIssueComments(forge.User, f.repo, pr, gitea.ListIssueCommentOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,19 +239,6 @@ func prComments(t *testing.T, repo string, pr int64) []string {
 		out = append(out, c.Body)
 	}
 	return out
-}
-
-// waitVerdictOf waits until env has a verdict on commit.
-func waitVerdictOf(t *testing.T, p *pipeline, env, commit string, timeout time.Duration) reconciler.Verdict {
-	t.Helper()
-	var v reconciler.Verdict
-	eventually(t, timeout, func() (bool, string) {
-		st := p.state(t, env)
-		var ok bool
-		v, ok = st.VerdictFor(commit)
-		return ok, fmt.Sprintf("%s: no verdict on %s yet; phase %s: %s", env, commit[:7], st.Phase, st.Message)
-	})
-	return v
 }
 
 func mustYAML(t *testing.T, v any) string {

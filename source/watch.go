@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"ferry.dev/ferry/internal/defaults"
 )
 
 // WatchOptions tune a Watcher.
@@ -49,15 +51,9 @@ type Watcher struct {
 // their DefaultWatchOptions values. Start it with Run.
 func NewWatcher(repo *Repository, branch string, opts WatchOptions) *Watcher {
 	def := DefaultWatchOptions()
-	if opts.Interval <= 0 {
-		opts.Interval = def.Interval
-	}
-	if opts.MaxBackoff <= 0 {
-		opts.MaxBackoff = def.MaxBackoff
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = def.Timeout
-	}
+	defaults.Positive(&opts.Interval, def.Interval)
+	defaults.Positive(&opts.MaxBackoff, def.MaxBackoff)
+	defaults.Positive(&opts.Timeout, def.Timeout)
 	return &Watcher{
 		repo:    repo,
 		branch:  branch,

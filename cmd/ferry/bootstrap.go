@@ -4,18 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"ferry.dev/ferry/bootstrap"
-	"ferry.dev/ferry/config"
 	"ferry.dev/ferry/manifests"
-	"ferry.dev/ferry/reconciler"
 )
 
 // gitTokenEnv holds a git token when no credential flag is given.
@@ -62,21 +58,17 @@ its SOPS-encrypted files with it. Run bootstrap again with another key and
 			if err != nil {
 				return err
 			}
-			opts.Credentials = creds
 			if sopsAgeKey != "" {
 				if opts.SOPSAgeKey, err = os.ReadFile(sopsAgeKey); err != nil {
 					return fmt.Errorf("--sops-age-key: %w", err)
 				}
 			}
-			opts.Namespace = ferryNamespace(cmd)
-			opts.Out = cmd.OutOrStdout()
-			quietControllerRuntime()
-			cfg, err := reconciler.RESTConfig(config.Cluster{Kubeconfig: kubeconfig, Context: kubeContext})
+			ns, cfg, ctx, stop, err := installRun(cmd, kubeconfig, kubeContext)
 			if err != nil {
-				return fmt.Errorf("%s: no cluster: %w\n  fix: pass --kubeconfig (and --context), or set $KUBECONFIG", cmd.Name(), err)
+				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			opts.Credentials, opts.Namespace, opts.Out = creds, ns, cmd.OutOrStdout()
 			if _, err := bootstrap.Run(ctx, cfg, opts); err != nil {
 				return fmt.Errorf("bootstrap: %w", err)
 			}
