@@ -82,7 +82,11 @@ func (r *Reconciler) plan(ctx context.Context, number int, head string) forge.Pl
 		if o.Action == ssa.DeletedAction {
 			action = "pruned"
 		}
-		p.Objects = append(p.Objects, forge.PlanObject{Subject: o.Subject, Action: action, Diff: o.Unified})
+		po := forge.PlanObject{Subject: o.Subject, Action: action, Diff: o.Unified}
+		if o.Keys != nil {
+			po.Detail = o.Keys.String()
+		}
+		p.Objects = append(p.Objects, po)
 	}
 	return p
 }
