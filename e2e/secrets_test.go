@@ -104,7 +104,8 @@ func TestSecretsInGit(t *testing.T) {
 				plan = c
 			}
 		}
-		return strings.Contains(plan, "1 key changed (password)"), "plan comment: " + plan
+		return strings.Contains(plan, "| configured: 1 key changed (password) |") &&
+			strings.Contains(plan, "# Secret values: 1 key changed (password)"), "plan comment: " + plan
 	})
 	for _, l := range strings.Split(plan, "\n") {
 		if strings.Contains(l, "Secret") || strings.Contains(l, "password") {
