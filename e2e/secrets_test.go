@@ -264,3 +264,37 @@ func httpGet(t *testing.T, url string) string {
 	}
 	return string(b)
 }
+
+// TestSecretsKeyArrivesLate: an environment whose key Secret does not exist
+// yet gets no verdict, so no revert, only a phase that names the Secret;
+// once the Secret is created, the same commit is applied.
+func TestSecretsKeyArrivesLate(t *testing.T) {
+	key := sopstest.AgeIdentity(t)
+	const pw = "e2e-late-pw-3e4f5a6b7c"
+	files := appFiles("v1")
+	files["envs/staging/kustomization.yaml"] = "resources:\n  - ../../base\n  - extra.yaml\n  - db.enc.yaml\n"
+	files["envs/staging/db.enc.yaml"] = sopstest.Encrypt(t, "db.enc.yaml", secretManifest(pw),
+		sopstest.For{Age: []*age.X25519Identity{key}, EncryptedRegex: "^(data|stringData)$"})
+	e := newEnv(t, files)
+	e.extra = "    onFailure: revert\n    decryption: {secretRef: {name: sops-keys-late}}\n"
+	first := e.head(t)
+	e.start(t)
+
+	eventually(t, time.Minute, func() (bool, string) {
+		st := e.state(t, e.name)
+		return st.Phase == state.PhaseFailed && strings.Contains(st.Message, "decryption Secret "+e.stateNS+"/sops-keys-late") &&
+			strings.Contains(st.Message, "not found"), fmt.Sprintf("phase %s: %s", st.Phase, st.Message)
+	})
+	consistently(t, 2*time.Second, func() (bool, string) {
+		v, ok := e.state(t, e.name).VerdictFor(first)
+		return !ok, fmt.Sprintf("a verdict without keys: %+v", v)
+	})
+
+	keySecret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.stateNS, Name: "sops-keys-late"},
+		Data: map[string][]byte{"identity.agekey": sopstest.AgeKeyFile(key)}}
+	if err := e.c.Create(t.Context(), keySecret); err != nil {
+		t.Fatal(err)
+	}
+	requireHealthy(t, e.waitVerdict(t, e.name, first, 2*time.Minute))
+	e.waitSecret(t, e.ns, pw)
+}
