@@ -22,8 +22,13 @@ type ObjectDiff struct {
 	// deleted for objects that would be pruned.
 	Action ssa.Action
 	// Unified is a unified diff of the live object against the dry-run
-	// result, with Secret values masked. Empty when unchanged.
+	// result. A Secret's values are never in it: each shows as a short
+	// keyed hash, and a first line says which keys were added, changed or
+	// removed. Empty when unchanged.
 	Unified string
+	// Keys, for a Secret, are its keys that were added, changed or
+	// removed; nil for other kinds.
+	Keys *KeyChanges
 }
 
 // Plan is what applying a rendering would change, found by a server-side
@@ -63,10 +68,10 @@ func (a *Applier) Plan(ctx context.Context, objs []*unstructured.Unstructured, i
 		switch entry.Action {
 		case ssa.CreatedAction:
 			plan.Created++
-			d.Unified, err = unified(nil, dry)
+			d.Unified, d.Keys, err = unified(nil, dry)
 		case ssa.ConfiguredAction:
 			plan.Changed++
-			d.Unified, err = unified(live, dry)
+			d.Unified, d.Keys, err = unified(live, dry)
 		}
 		errs = append(errs, err)
 		plan.Objects = append(plan.Objects, d)
@@ -101,39 +106,38 @@ func (a *Applier) prunable(ctx context.Context, stale Inventory) ([]ObjectDiff, 
 		if live.GetLabels()[OwnerLabel] != a.opts.Environment || keptByGit(live) {
 			continue
 		}
-		u, err := unified(live, nil)
+		u, keys, err := unified(live, nil)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, ObjectDiff{Subject: ssautils.FmtUnstructured(live), Action: ssa.DeletedAction, Unified: u})
+		out = append(out, ObjectDiff{Subject: ssautils.FmtUnstructured(live), Action: ssa.DeletedAction, Unified: u, Keys: keys})
 	}
 	return out, nil
 }
 
 // unified renders a unified diff between two versions of an object (either
-// may be nil), without server-owned metadata and with Secret values masked.
-func unified(before, after *unstructured.Unstructured) (string, error) {
+// may be nil), without server-owned metadata. A Secret's values are
+// replaced by keyed hashes (see maskSecret) and the diff starts with the
+// line of its key changes, also returned.
+func unified(before, after *unstructured.Unstructured) (string, *KeyChanges, error) {
 	before, after = clean(before), clean(after)
-	if before != nil && after != nil && ssautils.IsSecret(after) {
-		if err := ssa.SanitizeUnstructuredData(before, after); err != nil {
-			return "", err
-		}
-	} else {
+	var keys *KeyChanges
+	if isSecret(before) || isSecret(after) {
+		kc := secretKeyChanges(before, after)
+		keys = &kc
 		for _, o := range []*unstructured.Unstructured{before, after} {
-			if o != nil && ssautils.IsSecret(o) {
-				if err := ssa.SanitizeUnstructuredData(o.DeepCopy(), o); err != nil {
-					return "", err
-				}
+			if err := maskSecret(o); err != nil {
+				return "", nil, err
 			}
 		}
 	}
 	a, err := toYAML(before)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	b, err := toYAML(after)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	name := ""
 	for _, o := range []*unstructured.Unstructured{after, before} {
@@ -142,10 +146,14 @@ func unified(before, after *unstructured.Unstructured) (string, error) {
 			break
 		}
 	}
-	return difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+	d, err := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
 		A: difflib.SplitLines(a), B: difflib.SplitLines(b),
 		FromFile: "live/" + name, ToFile: "desired/" + name, Context: 3,
 	})
+	if err != nil || keys == nil {
+		return d, keys, err
+	}
+	return "# Secret values: " + keys.String() + "; each value shows as a keyed hash\n" + d, keys, nil
 }
 
 func toYAML(o *unstructured.Unstructured) (string, error) {

@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"ferry.dev/ferry/manifests"
+	"ferry.dev/ferry/render"
 )
 
 // Options says where ferry is installed from and into.
@@ -57,6 +58,15 @@ type Options struct {
 	// Timeout bounds the wait for the Deployment to be Available;
 	// default 5m.
 	Timeout time.Duration
+	// SOPSAgeKey, when set, is an age identity file (age-keygen's output)
+	// that bootstrap puts into the Secret SOPSKeysSecret in Namespace,
+	// under the key identity.agekey: never committed. Environments name
+	// that Secret in decryption.secretRef to decrypt their SOPS-encrypted
+	// files with it.
+	SOPSAgeKey []byte
+	// SOPSKeysSecret names the Secret of SOPSAgeKey; default sops-keys.
+	// One Secret per environment keeps staging's key from production's.
+	SOPSKeysSecret string
 	// Author signs the install commits.
 	Author Author
 	// Out receives progress, one line per check and step.
@@ -83,8 +93,16 @@ type Author struct {
 	Name, Email string
 }
 
+// DefaultSOPSKeysSecret is the default name of the Secret holding the SOPS
+// age key that bootstrap --sops-age-key creates.
+const DefaultSOPSKeysSecret = "sops-keys"
+
+// SOPSAgeKeyName is the key of the age identity in that Secret.
+const SOPSAgeKeyName = "identity" + render.AgeKeySuffix
+
 // DefaultOptions returns branch main, namespace ferry-system, two replicas,
-// a five minute wait, author "ferry", and progress to io.Discard.
+// a five minute wait, author "ferry", progress to io.Discard, and the SOPS
+// key Secret sops-keys.
 func DefaultOptions() Options {
 	return Options{
 		Branch:    "main",
@@ -93,6 +111,8 @@ func DefaultOptions() Options {
 		Timeout:   5 * time.Minute,
 		Author:    Author{Name: "ferry", Email: "ferry@localhost"},
 		Out:       io.Discard,
+
+		SOPSKeysSecret: DefaultSOPSKeysSecret,
 	}
 }
 
@@ -115,13 +135,16 @@ type Result struct {
 	// Secret is what happened to the credential Secret: "created",
 	// "updated" or "unchanged".
 	Secret string
+	// SOPSKeys is what happened to the SOPS key Secret: "created",
+	// "updated", "unchanged", or "" when no key was given.
+	SOPSKeys string
 	// Changes lists every install object with what apply did to it.
 	Changes *ssa.ChangeSet
 }
 
 // Changed reports whether this run changed the repository or the cluster.
 func (r *Result) Changed() bool {
-	if r.Pushed || r.Secret != secretUnchanged || r.Changes == nil {
+	if r.Pushed || r.Secret != secretUnchanged || (r.SOPSKeys != "" && r.SOPSKeys != secretUnchanged) || r.Changes == nil {
 		return true
 	}
 	for _, e := range r.Changes.Entries {
@@ -166,6 +189,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) (*Result, error) {
 		{"commit", r.commit},
 		{"namespace", r.namespace},
 		{"credentials", r.credentials},
+		{"decryption keys", r.sopsKeys},
 		{"apply", r.apply},
 		{"wait", r.wait},
 	}
@@ -199,6 +223,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.Out == nil {
 		o.Out = d.Out
+	}
+	if o.SOPSKeysSecret == "" {
+		o.SOPSKeysSecret = d.SOPSKeysSecret
 	}
 	return o
 }

@@ -129,6 +129,14 @@ func (o Options) validate() error {
 	if p := o.InstallPath(); path.IsAbs(p) || p == "." || p == ".." || strings.HasPrefix(p, "../") {
 		errs = append(errs, fmt.Errorf("--path %q: want a directory inside the repository, e.g. clusters/%s/ferry", o.Path, o.Environment))
 	}
+	if len(o.SOPSAgeKey) > 0 {
+		if _, err := sopsKeys(o.SOPSAgeKey); err != nil {
+			errs = append(errs, err)
+		}
+		if msgs := validation.IsDNS1123Subdomain(o.SOPSKeysSecret); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("--sops-secret %q: %s", o.SOPSKeysSecret, strings.Join(msgs, "; ")))
+		}
+	}
 	c := o.Credentials
 	switch {
 	case c.Token != "" && c.Password != "":

@@ -18,6 +18,7 @@ import (
 
 	"ferry.dev/ferry/apply"
 	"ferry.dev/ferry/manifests"
+	"ferry.dev/ferry/render"
 	"ferry.dev/ferry/state"
 )
 
@@ -113,9 +114,51 @@ func (r *run) credentials(ctx context.Context) error {
 	} else {
 		data[manifests.PasswordKey] = []byte(c.Password)
 	}
-	key := client.ObjectKey{Namespace: r.opts.Namespace, Name: manifests.CredentialsSecret}
+	outcome, err := r.writeSecret(ctx, manifests.CredentialsSecret, data, "git credentials")
+	r.res.Secret = outcome
+	return err
+}
+
+// sopsKeys creates or updates the Secret holding the SOPS age key, when
+// one was given; never committed. The age key was parsed by validate.
+func (r *run) sopsKeys(ctx context.Context) error {
+	if len(r.opts.SOPSAgeKey) == 0 {
+		fmt.Fprintln(r.out, "  no --sops-age-key, skipped")
+		return nil
+	}
+	keys, err := sopsKeys(r.opts.SOPSAgeKey)
+	if err != nil {
+		return err
+	}
+	outcome, err := r.writeSecret(ctx, r.opts.SOPSKeysSecret, map[string][]byte{SOPSAgeKeyName: r.opts.SOPSAgeKey},
+		"SOPS age key for "+strings.Join(keys.Public(), ", "))
+	r.res.SOPSKeys = outcome
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(r.out, "  to decrypt an environment's files with it, give that environment\n    decryption: {secretRef: {name: %s}}\n  in ferry.yaml\n", r.opts.SOPSKeysSecret)
+	return nil
+}
+
+// sopsKeys parses an age identity file given to --sops-age-key; the error
+// never quotes it.
+func sopsKeys(data []byte) (*render.Keys, error) {
+	keys, err := render.ParseKeys(render.KeyFile{Name: SOPSAgeKeyName, Data: data})
+	if err != nil {
+		return nil, fmt.Errorf("--sops-age-key: %w", err)
+	}
+	return keys, nil
+}
+
+// writeSecret creates or updates the Secret name in ferry's namespace with
+// data, writing only when the content differs, and prints what happened
+// with what (what the Secret holds; never a value). It returns "created",
+// "updated" or "unchanged".
+func (r *run) writeSecret(ctx context.Context, name string, data map[string][]byte, what string) (string, error) {
+	key := client.ObjectKey{Namespace: r.opts.Namespace, Name: name}
 	subject := "Secret " + key.String()
 	s := &corev1.Secret{}
+	var outcome string
 	err := r.client.Get(ctx, key, s)
 	switch {
 	case apierrors.IsNotFound(err):
@@ -126,22 +169,22 @@ func (r *run) credentials(ctx context.Context) error {
 			Data: data,
 		}
 		if err := r.client.Create(ctx, s); err != nil {
-			return fmt.Errorf("%s: %w", subject, err)
+			return "", fmt.Errorf("%s: %w", subject, err)
 		}
-		r.res.Secret = secretCreated
+		outcome = secretCreated
 	case err != nil:
-		return fmt.Errorf("%s: %w", subject, err)
+		return "", fmt.Errorf("%s: %w", subject, err)
 	case maps.EqualFunc(s.Data, data, bytes.Equal):
-		r.res.Secret = secretUnchanged
+		outcome = secretUnchanged
 	default:
 		s.Data = data
 		if err := r.client.Update(ctx, s); err != nil {
-			return fmt.Errorf("%s: %w", subject, err)
+			return "", fmt.Errorf("%s: %w", subject, err)
 		}
-		r.res.Secret = secretUpdated
+		outcome = secretUpdated
 	}
-	fmt.Fprintf(r.out, "  %s %s (git credentials, never committed)\n", r.res.Secret, subject)
-	return nil
+	fmt.Fprintf(r.out, "  %s %s (%s, never committed)\n", outcome, subject, what)
+	return outcome, nil
 }
 
 // apply applies the rest of the install with server-side apply.

@@ -123,6 +123,9 @@ type Environment struct {
 	ServiceAccount string `yaml:"serviceAccount"`
 	// Limits bound one rendering; see [Limits].
 	Limits Limits `yaml:"limits"`
+	// Decryption, when set, gives the keys that open the environment's
+	// SOPS-encrypted files; without it such a file fails the rendering.
+	Decryption *Decryption `yaml:"decryption"`
 }
 
 // PruneEnabled reports whether objects that left the rendering are deleted;

@@ -102,6 +102,7 @@ func (e *Environment) validate(at string, p *problems) {
 		p.add(at+".namespace", "required: the namespace for objects that name none")
 	}
 	e.Health.validate(at+".health", p)
+	e.Decryption.validate(at+".decryption", p)
 	switch e.OnFailure {
 	case OnFailureRevert, OnFailureHold:
 	default:

@@ -31,6 +31,7 @@ import (
 	"ferry.dev/ferry/apply"
 	"ferry.dev/ferry/bootstrap"
 	"ferry.dev/ferry/config"
+	"ferry.dev/ferry/internal/sopstest"
 	"ferry.dev/ferry/manifests"
 	"ferry.dev/ferry/sandbox"
 	"ferry.dev/ferry/scope"
@@ -137,6 +138,12 @@ func TestBootstrap(t *testing.T) {
 	var out bytes.Buffer
 	o := bootOptions(t, repo, &out)
 	defer func() { t.Logf("bootstrap output:\n%s", out.String()) }()
+	ageKey := sopstest.AgeIdentity(t)
+	o.SOPSAgeKey = sopstest.AgeKeyFile(ageKey)
+	ageKeyFile := filepath.Join(t.TempDir(), "kwok.agekey")
+	if err := os.WriteFile(ageKeyFile, o.SOPSAgeKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	res, err := bootstrap.Run(ctx, cluster.Config, o)
 	if err != nil {
@@ -162,6 +169,9 @@ func TestBootstrap(t *testing.T) {
 		}
 		if bytes.Contains(got, []byte(forge.Token)) {
 			t.Errorf("%s/%s holds the git token", dir, name)
+		}
+		if bytes.Contains(got, []byte(ageKey.String())) {
+			t.Errorf("%s/%s holds the SOPS age key", dir, name)
 		}
 	}
 	cfg, err := config.Parse(cfgYAML)
@@ -194,6 +204,19 @@ func TestBootstrap(t *testing.T) {
 	if string(secret.Data[manifests.TokenKey]) != forge.Token {
 		t.Error("the credential Secret does not hold the token")
 	}
+	// The SOPS age key in its own Secret, never committed; the output names
+	// its public key only.
+	keys := &corev1.Secret{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: o.Namespace, Name: bootstrap.DefaultSOPSKeysSecret}, keys); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(keys.Data[bootstrap.SOPSAgeKeyName], o.SOPSAgeKey) || res.SOPSKeys != "created" {
+		t.Errorf("SOPS key Secret: %d keys, outcome %q; want %s holding the key, created", len(keys.Data), res.SOPSKeys, bootstrap.SOPSAgeKeyName)
+	}
+	if !strings.Contains(out.String(), "created Secret "+o.Namespace+"/sops-keys (SOPS age key for "+ageKey.Recipient().String()) ||
+		strings.Contains(out.String(), ageKey.String()) {
+		t.Errorf("output does not name the SOPS key Secret by its public key alone")
+	}
 	for _, line := range []string{"ok   cluster", "ok   permissions", "ok   push", "Available", "/badge/kwok.svg", "/hooks/"} {
 		if !strings.Contains(out.String(), line) {
 			t.Errorf("output lacks %q", line)
@@ -208,7 +231,7 @@ func TestBootstrap(t *testing.T) {
 	}
 	before := d.ResourceVersion
 	cli := exec.CommandContext(ctx, bin, "bootstrap", "--repo", o.Repo, "--env", "kwok", "--namespace", o.Namespace,
-		"--token-file", tokenFile, "--kubeconfig", cluster.Kubeconfig, "--timeout", "1m")
+		"--token-file", tokenFile, "--kubeconfig", cluster.Kubeconfig, "--timeout", "1m", "--sops-age-key", ageKeyFile)
 	cli.Env = append(os.Environ(), "FERRY_GIT_TOKEN=")
 	cliOut, err := cli.CombinedOutput()
 	if err != nil {
@@ -218,7 +241,7 @@ func TestBootstrap(t *testing.T) {
 		t.Errorf("the second run made a commit: %v\n%s", got, cliOut)
 	}
 	t.Logf("second run, through the CLI:\n%s", cliOut)
-	if !strings.Contains(string(cliOut), "no commit") || !strings.Contains(string(cliOut), "unchanged Secret") || strings.Contains(string(cliOut), "configured ") || strings.Contains(string(cliOut), "created ") {
+	if !strings.Contains(string(cliOut), "no commit") || !strings.Contains(string(cliOut), "unchanged Secret "+o.Namespace+"/sops-keys") || strings.Contains(string(cliOut), "configured ") || strings.Contains(string(cliOut), "created ") {
 		t.Errorf("second run output does not say nothing changed:\n%s", cliOut)
 	}
 	if d := bootDeployment(t, c, o.Namespace); d.ResourceVersion != before {

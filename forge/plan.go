@@ -36,6 +36,10 @@ type PlanObject struct {
 	Action string
 	// Diff is a unified diff; empty when unchanged.
 	Diff string
+	// Detail follows the action in the comment's table: for a Secret,
+	// which keys were added, changed or removed ("1 key changed
+	// (password)"), never a value.
+	Detail string
 }
 
 // commentDiffLimit keeps a plan comment under the forges' body limits
@@ -96,7 +100,11 @@ func (p Plan) Comment() string {
 	}
 	b.WriteString("\n| object | action |\n| --- | --- |\n")
 	for _, o := range changed {
-		fmt.Fprintf(&b, "| `%s` | %s |\n", mdCode(o.Subject), mdCell(o.Action))
+		action := o.Action
+		if o.Detail != "" {
+			action += ": " + o.Detail
+		}
+		fmt.Fprintf(&b, "| `%s` | %s |\n", mdCode(o.Subject), mdCell(action))
 	}
 	var diff strings.Builder
 	for _, o := range changed {

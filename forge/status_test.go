@@ -126,7 +126,7 @@ func TestPlan(t *testing.T) {
 	p := Plan{Environment: "staging", Commit: commitB, Created: 1, Changed: 1, Pruned: 1, Objects: []PlanObject{
 		{Subject: "Deployment/web/api", Action: "configured", Diff: "-  replicas: 1\n+  replicas: 2\n```sneaky fence\n"},
 		{Subject: "ConfigMap/web/env", Action: "unchanged"},
-		{Subject: "Secret/web/creds", Action: "created", Diff: "+  password: '*** (masked)'\n"},
+		{Subject: "Secret/web/creds", Action: "configured", Diff: "+  password: hash:0123abcd\n", Detail: "1 key changed (password)"},
 		{Subject: "Service/web/old", Action: "deleted"},
 	}}
 	s := p.Status("https://f.example/environments/staging")
@@ -135,7 +135,7 @@ func TestPlan(t *testing.T) {
 	}
 	c := p.Comment()
 	for _, want := range []string{"ferry plan for `staging` at 89abcde", "**1 created, 1 changed, 1 pruned**",
-		"| `Deployment/web/api` | configured |", "| `Service/web/old` | deleted |", "<details><summary>Diff</summary>", "````diff\n"} {
+		"| `Deployment/web/api` | configured |", "| `Secret/web/creds` | configured: 1 key changed (password) |", "| `Service/web/old` | deleted |", "<details><summary>Diff</summary>", "````diff\n"} {
 		if !strings.Contains(c, want) {
 			t.Errorf("comment lacks %q:\n%s", want, c)
 		}

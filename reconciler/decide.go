@@ -153,7 +153,7 @@ func (r *Reconciler) promote(ctx context.Context, rn *run) (state.Action, error)
 		return state.Held("promotion into another repository is not supported"), nil
 	}
 	c := rn.rev.Commit
-	res, err := t.renderer.RenderLimited(ctx, rn.rev.Tree, t.env.Path, t.env.Limits)
+	res, err := t.renderTree(ctx, rn.rev.Tree)
 	if err != nil {
 		return state.Held(fmt.Sprintf("%s does not render at %s: %v", to, state.Short(c.Hash.String()), err)), nil
 	}
@@ -245,7 +245,7 @@ func (r *Reconciler) destructive(ctx context.Context, tree *object.Tree, inv app
 	if r.env.AllowDestructive || len(inv) == 0 {
 		return "", nil
 	}
-	res, err := r.renderer.RenderLimited(ctx, tree, r.env.Path, r.env.Limits)
+	res, err := r.renderTree(ctx, tree)
 	if err != nil {
 		return "", nil // nothing would be applied, so nothing pruned
 	}

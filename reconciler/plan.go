@@ -36,7 +36,11 @@ func PlanEnvironment(ctx context.Context, cfg *config.Config, name, ref string, 
 	if err != nil {
 		return nil, err
 	}
-	res, err := render.NewRenderer(render.DefaultOptions()).RenderLimited(ctx, rev.Tree, env.Source.Path, wd.limits())
+	keys, err := keyLoader{decryption: env.Decryption, client: wd.client, namespace: cfg.Namespace}.load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", name, errKeys, err)
+	}
+	res, err := render.NewRenderer(render.DefaultOptions()).RenderWith(ctx, rev.Tree, env.Source.Path, render.Input{Limits: wd.limits(), Keys: keys})
 	if err != nil {
 		return nil, fmt.Errorf("%s render %s: %w", name, env.Source.Path, err)
 	}

@@ -115,7 +115,7 @@ func (r *Reconciler) plan(ctx context.Context, ref, head string) forge.Plan {
 		// The pull request moved on; its newer head gets its own plan.
 		p.Commit = rev.Hash().String()
 	}
-	res, err := r.renderer.RenderLimited(ctx, rev.Tree, r.env.Path, r.env.Limits)
+	res, err := r.renderTree(ctx, rev.Tree)
 	if err != nil {
 		p.Err = fmt.Sprintf("render %s: %v", r.env.Path, err)
 		return p
@@ -140,7 +140,11 @@ func (r *Reconciler) plan(ctx context.Context, ref, head string) forge.Plan {
 		if o.Action == ssa.DeletedAction {
 			action = "pruned"
 		}
-		p.Objects = append(p.Objects, forge.PlanObject{Subject: o.Subject, Action: action, Diff: o.Unified})
+		po := forge.PlanObject{Subject: o.Subject, Action: action, Diff: o.Unified}
+		if o.Keys != nil {
+			po.Detail = o.Keys.String()
+		}
+		p.Objects = append(p.Objects, po)
 	}
 	return p
 }

@@ -80,6 +80,8 @@ type Reconciler struct {
 	// pulls opens promotion pull requests; nil without a forge.
 	pulls  forge.PullRequests
 	notify notifier
+	// keys reads the environment's SOPS decryption keys.
+	keys keyLoader
 }
 
 // New wires a Reconciler for env.
@@ -221,7 +223,19 @@ func (r *Reconciler) render(ctx context.Context, run *run, decided bool) error {
 			return err
 		}
 	}
-	res, err := r.renderer.RenderLimited(ctx, run.rev.Tree, r.env.Path, r.env.Limits)
+	res, err := r.renderTree(ctx, run.rev.Tree)
+	if errors.Is(err, errKeys) {
+		// No verdict on the commit: the keys are ferry's problem. The
+		// next interval renders again.
+		run.log.Error("render", "error", err)
+		if _, uerr := r.store.Update(ctx, r.env.Name, func(st *state.State) error {
+			st.Phase, st.Message = state.PhaseFailed, err.Error()
+			return nil
+		}); uerr != nil {
+			return uerr
+		}
+		return errHeld
+	}
 	if err != nil {
 		return err
 	}

@@ -189,6 +189,9 @@ func (w *wiring) reconciler(ctx context.Context, name string, renderer *render.R
 		Repo: repo, Branch: env.Source.Branch, OnFailure: env.OnFailure, MaxPruneFraction: env.MaxPruneFraction,
 		AllowDestructive: env.AllowDestructive, Scope: wd.scope(), Namespaced: wd.namespaced(), Limits: wd.limits()},
 		source.NewWatcher(repo, env.Source.Branch, wopts), renderer, wd.applier(), health.NewChecker(wd.actor), wd.store, w.opts.Log)
+	// The key Secret is ferry's, in ferry's namespace: read with ferry's
+	// own client, as the state is.
+	r.keys = keyLoader{decryption: env.Decryption, client: wd.client, namespace: w.cfg.Namespace}
 	r.notify = notifier{reporter: w.opts.Reporter, metrics: w.opts.Metrics, externalURL: w.opts.ExternalURL, events: true}
 	if fr, err := forge.ParseRepo(env.Source.URL); err == nil {
 		r.notify.repo, r.notify.hasRepo = fr, true

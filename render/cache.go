@@ -14,13 +14,17 @@ import (
 // envs/staging tree but different bases render differently
 // (TestCacheKeyIsRootTree pins it). The root tree hash covers every file
 // kustomize may read, and nothing else goes into a rendering.
+//
+// keys identifies the decryption keys by their public side ("" for none):
+// the same tree renders differently, or not at all, with other keys.
 type cacheKey struct {
 	tree   plumbing.Hash
 	dir    string
 	limits string // a rendering within other limits may have failed
+	keys   string
 }
 
-func (k cacheKey) String() string { return k.tree.String() + ":" + k.dir + ":" + k.limits }
+func (k cacheKey) String() string { return k.tree.String() + ":" + k.keys + ":" + k.dir + ":" + k.limits }
 
 // lru is a bounded least-recently-used map of renderings, safe for
 // concurrent use. A nil *lru caches nothing.

@@ -31,7 +31,7 @@ func FuzzRender(f *testing.F) {
 		defer cancel()
 		limits := Limits{MaxFileBytes: 64 << 10, MaxObjects: 100, MaxRenderBytes: 1 << 20, Timeout: 2 * time.Second}
 		start := time.Now()
-		res, err := NewRenderer(Options{}).RenderLimited(ctx, tree, "app", limits)
+		res, err := NewRenderer(Options{}).RenderWith(ctx, tree, "app", Input{Limits: limits})
 		if took := time.Since(start); took > 4*time.Second {
 			t.Fatalf("rendering took %s", took)
 		}

@@ -149,7 +149,7 @@ func TestRenderLimits(t *testing.T) {
 		want:   "over a render limit: the rendering ran past its deadline of 1ns (limits.renderTimeout)",
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := NewRenderer(DefaultOptions()).RenderLimited(t.Context(), commitFiles(t, tc.fs), "app", tc.limits)
+			_, err := NewRenderer(DefaultOptions()).RenderWith(t.Context(), commitFiles(t, tc.fs), "app", Input{Limits: tc.limits})
 			if !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Render: %v\nwant %q", err, tc.want)
 			}
@@ -165,8 +165,8 @@ func TestRenderLimitsAreCachedApart(t *testing.T) {
 	if _, err := r.Render(t.Context(), tree, "app"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.RenderLimited(t.Context(), tree, "app", Limits{MaxObjects: 1}); !errors.Is(err, ErrLimit) {
-		t.Fatalf("RenderLimited within 1 object: %v; want refused", err)
+	if _, err := r.RenderWith(t.Context(), tree, "app", Input{Limits: Limits{MaxObjects: 1}}); !errors.Is(err, ErrLimit) {
+		t.Fatalf("RenderWith within 1 object: %v; want refused", err)
 	}
 }
 

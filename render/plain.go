@@ -36,7 +36,7 @@ func plain(f *treeFS, dir, rel string) (objs []*unstructured.Unstructured, names
 	}
 	var errs []error
 	for _, mf := range files {
-		data, err := f.readRel(mf.name, mf.rel, f.nodes[mf.rel])
+		data, err := f.content(mf.name, mf.rel, f.nodes[mf.rel])
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -60,8 +60,13 @@ func plain(f *treeFS, dir, rel string) (objs []*unstructured.Unstructured, names
 	return objs, names, nil
 }
 
-// isManifestName reports whether a file name has a YAML or JSON extension.
+// isManifestName reports whether a file name has a YAML or JSON extension
+// and is not SOPS's configuration (.sops.yaml, its creation rules), which
+// sits beside the manifests it encrypts.
 func isManifestName(name string) bool {
+	if base := path.Base(name); base == ".sops.yaml" || base == ".sops.yml" {
+		return false
+	}
 	switch strings.ToLower(path.Ext(name)) {
 	case ".yaml", ".yml", ".json":
 		return true

@@ -92,17 +92,48 @@ func NewRenderer(opts Options) *Renderer {
 // 3: ...". Apart from ctx's errors and the repository storage's, they come
 // from the commit's content and stay until a new commit. A rendering over
 // one of the Renderer's [Limits] fails with an error matching [ErrLimit].
+// A SOPS-encrypted file fails the rendering: Render has no keys; see
+// [Renderer.RenderWith].
 func (r *Renderer) Render(ctx context.Context, tree *object.Tree, dir string) (*Result, error) {
-	return r.RenderLimited(ctx, tree, dir, r.limits)
+	return r.RenderWith(ctx, tree, dir, Input{Limits: r.limits})
 }
 
-// RenderLimited is [Renderer.Render] within limits instead of the
-// Renderer's own; zero fields take their [DefaultLimits]. Renderings within
-// different limits are cached apart. Render returns once limits.Timeout has
-// passed, even if kustomize is busy: the build fails at its next read of
-// the repository.
-func (r *Renderer) RenderLimited(ctx context.Context, tree *object.Tree, dir string, limits Limits) (*Result, error) {
-	limits = limits.orDefault()
+// Input is what one environment brings to a rendering besides the tree:
+// its limits and its decryption keys.
+type Input struct {
+	// Limits bound the rendering; zero fields take their [DefaultLimits].
+	Limits Limits
+	// Keys decrypt SOPS-encrypted files; nil decrypts nothing, so an
+	// encrypted file fails the rendering.
+	Keys *Keys
+}
+
+// RenderWith is [Renderer.Render] within in.Limits instead of the
+// Renderer's own, and with in.Keys. Renderings within different limits or
+// with different keys are cached apart. It returns once in.Limits.Timeout
+// has passed, even if kustomize is busy: the build fails at its next read
+// of the repository.
+//
+// Every file the build reads that is encrypted with SOPS (YAML or JSON,
+// whole or in part with encrypted_regex and its kin; dotenv, INI and binary
+// files for secretGenerators) is decrypted with in.Keys as it is read,
+// before kustomize sees it, and its MAC is checked. Nothing decrypted is
+// written anywhere: the rendering, plaintext included, lives in memory and
+// in the in-memory cache, keyed by the keys too, so an environment never
+// gets a rendering decrypted with another's keys.
+//
+// A file over MaxEncryptedFileSize, a file with no key of in.Keys among its
+// recipients (or no keys at all), or one whose MAC or values do not check
+// fails the rendering, with an error naming the file and the recipients'
+// public keys or fingerprints. So does a rendering where a decrypted value
+// shows outside the data and stringData of a Secret (a kustomize
+// replacement copying it into a ConfigMap, say): only Secrets' values are
+// masked in diffs. Errors never quote a decrypted value.
+//
+// The digest is of the decrypted rendering, so encrypting the same content
+// again (new data key, new ciphertexts) does not change it.
+func (r *Renderer) RenderWith(ctx context.Context, tree *object.Tree, dir string, in Input) (*Result, error) {
+	limits := in.Limits.orDefault()
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s render: %w", dir, err)
 	}
@@ -113,7 +144,7 @@ func (r *Renderer) RenderLimited(ctx context.Context, tree *object.Tree, dir str
 	if err != nil {
 		return nil, fmt.Errorf("%s render: %w", dir, err)
 	}
-	key := cacheKey{tree: tree.Hash, dir: rel, limits: limits.String()}
+	key := cacheKey{tree: tree.Hash, dir: rel, limits: limits.String(), keys: in.Keys.cacheID()}
 	if res, ok := r.cache.get(key); ok {
 		return res.clone(), nil
 	}
@@ -122,7 +153,7 @@ func (r *Renderer) RenderLimited(ctx context.Context, tree *object.Tree, dir str
 		if res, ok := r.cache.get(key); ok {
 			return res, nil
 		}
-		res, err := r.build(tree, rel, limits)
+		res, err := r.build(tree, rel, limits, in.Keys)
 		if err != nil {
 			return nil, err
 		}
@@ -163,47 +194,66 @@ func cleanDir(dir string) (string, error) {
 	return rel, nil
 }
 
-// build renders dir of tree: kustomize when dir has a kustomization, the
-// plain files otherwise.
-func (r *Renderer) build(tree *object.Tree, dir string, limits Limits) (*Result, error) {
+// build renders dir of tree within limits, decrypting with keys:
+// kustomize when dir has a kustomization, the plain files otherwise.
+func (r *Renderer) build(tree *object.Tree, dir string, limits Limits, keys *Keys) (*Result, error) {
 	r.builds.Add(1)
 	f, err := newTreeFS(tree)
 	if err != nil {
 		return nil, err
 	}
 	f.budget = newBudget(limits)
+	f.dec = newDecryptor(keys)
+	objs, files, err := r.objects(f, dir)
+	// Kustomize wraps a file's read error in its own words, more than
+	// once, or may go on without the file; the decryption error alone says
+	// what is wrong, and fails the rendering either way.
+	if f.dec.err != nil {
+		return nil, f.dec.err
+	}
+	if err != nil {
+		return nil, f.dec.redactErr(err)
+	}
+	if err := f.budget.objects(len(objs)); err != nil {
+		return nil, err
+	}
+	if err := f.dec.check(objs); err != nil {
+		return nil, err
+	}
+	d, err := digest(objs, f.budget)
+	if err != nil {
+		return nil, f.dec.redactErr(err)
+	}
+	return &Result{Objects: objs, Files: files, Digest: d}, nil
+}
+
+// objects renders dir of f's tree, and names the file of each object.
+func (r *Renderer) objects(f *treeFS, dir string) ([]*unstructured.Unstructured, []string, error) {
 	rel, n, err := f.resolveRel(dir)
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("%s: %w", displayDir(dir), err)
+		return nil, nil, fmt.Errorf("%s: %w", displayDir(dir), err)
 	case n == nil:
-		return nil, fmt.Errorf("%s: %w", displayDir(dir), errMissing)
+		return nil, nil, fmt.Errorf("%s: %w", displayDir(dir), errMissing)
 	case !n.isDir():
-		return nil, fmt.Errorf("%s: not a directory", displayDir(dir))
+		return nil, nil, fmt.Errorf("%s: not a directory", displayDir(dir))
 	}
 	kfile, err := f.kustomizationFile(rel)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var objs []*unstructured.Unstructured
 	var files []string
 	if kfile != "" {
 		if err := checkRefs(f, rel); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		objs, files, err = kustomize(f, rel, kfile)
 	} else {
 		objs, files, err = plain(f, dir, rel)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := f.budget.objects(len(objs)); err != nil {
-		return nil, err
-	}
-	d, err := digest(objs, f.budget)
-	if err != nil {
-		return nil, err
-	}
-	return &Result{Objects: objs, Files: files, Digest: d}, nil
+	return objs, files, nil
 }

@@ -68,6 +68,11 @@ type treeFS struct {
 	// checked holds the blobs already admitted, so that a file kustomize
 	// reads again is neither counted nor scanned twice.
 	checked map[plumbing.Hash]bool
+	// dec, when set, decrypts SOPS-encrypted files as they are read, so
+	// that kustomize builds from the plaintext: its transformers change
+	// the objects, which would break the MAC of an encrypted manifest
+	// decrypted after the build. Nil for NewTreeFS's readers.
+	dec *decryptor
 }
 
 // NewTreeFS returns a read-only filesystem over tree, the root tree of a
@@ -293,6 +298,17 @@ func (f *treeFS) readRel(name, rel string, n *node) ([]byte, error) {
 	return f.readBlob(rel, n)
 }
 
+// content reads the regular file at the resolved path rel, decrypted when
+// the filesystem decrypts and the file is SOPS-encrypted; name is the path
+// to show in errors.
+func (f *treeFS) content(name, rel string, n *node) ([]byte, error) {
+	b, err := f.readRel(name, rel, n)
+	if err != nil || f.dec == nil {
+		return b, err
+	}
+	return f.dec.open(rel, b)
+}
+
 // kustomizationFile returns the repository-relative path of the
 // kustomization file in dir, or "" when dir has none.
 func (f *treeFS) kustomizationFile(dir string) (string, error) {
@@ -345,7 +361,7 @@ func (f *treeFS) Open(name string) (filesys.File, error) {
 	if n.isDir() {
 		return &treeFile{name: name, info: fileInfo{name: path.Base(absPath(rel)), mode: fs.ModeDir | 0o555}}, nil
 	}
-	b, err := f.readRel(name, rel, n)
+	b, err := f.content(name, rel, n)
 	if err != nil {
 		return nil, err
 	}
@@ -430,7 +446,7 @@ func (f *treeFS) ReadFile(name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return f.readRel(name, rel, n)
+	return f.content(name, rel, n)
 }
 
 // Walk walks the tree at root in lexical order, as filepath.Walk does: root

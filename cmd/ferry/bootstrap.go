@@ -19,7 +19,7 @@ const gitTokenEnv = "FERRY_GIT_TOKEN"
 
 func newBootstrapCmd() *cobra.Command {
 	opts := bootstrap.DefaultOptions()
-	var tokenFile, passwordFile, kubeconfig, kubeContext string
+	var tokenFile, passwordFile, kubeconfig, kubeContext, sopsAgeKey string
 	cmd := &cobra.Command{
 		Use:   "bootstrap --repo URL --env NAME",
 		Short: "Install ferry into a cluster and commit the install, so that ferry manages itself",
@@ -43,7 +43,13 @@ applies the upgrade. An existing ferry.yaml is kept; the other files are
 rewritten.
 
 Credentials: --token-file (or $` + gitTokenEnv + `), or --username with
---password-file. They need write access to the repository.`,
+--password-file. They need write access to the repository.
+
+--sops-age-key puts an age identity file (age-keygen's output) into the
+Secret --sops-secret in ferry's namespace, never committed; an environment
+whose config says decryption: {secretRef: {name: <that Secret>}} decrypts
+its SOPS-encrypted files with it. Run bootstrap again with another key and
+--sops-secret to give each environment its own key.`,
 		Example: `  ferry bootstrap --repo https://git.example.com/org/fleet.git --env prod-eu \
     --token-file ~/.config/ferry/token --image registry.example.com/ferry:v1.2.0`,
 		Args: cobra.NoArgs,
@@ -51,6 +57,11 @@ Credentials: --token-file (or $` + gitTokenEnv + `), or --username with
 			creds, err := gitCredentials(opts.Credentials.Username, tokenFile, passwordFile)
 			if err != nil {
 				return err
+			}
+			if sopsAgeKey != "" {
+				if opts.SOPSAgeKey, err = os.ReadFile(sopsAgeKey); err != nil {
+					return fmt.Errorf("--sops-age-key: %w", err)
+				}
 			}
 			ns, cfg, ctx, stop, err := installRun(cmd, kubeconfig, kubeContext)
 			if err != nil {
@@ -76,6 +87,8 @@ Credentials: --token-file (or $` + gitTokenEnv + `), or --username with
 	f.StringVar(&kubeContext, "context", "", "kubeconfig context (default its current context)")
 	f.StringVar(&opts.Image, "image", "", "ferry's image (default: the committed one, or "+manifests.DefaultImage+" on a first install); a new image is an upgrade")
 	f.DurationVar(&opts.Timeout, "timeout", opts.Timeout, "how long to wait for the Deployment to be Available")
+	f.StringVar(&sopsAgeKey, "sops-age-key", "", "age identity file (from age-keygen) to put into the SOPS key Secret, never committed")
+	f.StringVar(&opts.SOPSKeysSecret, "sops-secret", opts.SOPSKeysSecret, "name of the SOPS key Secret in ferry's namespace")
 	_ = cmd.MarkFlagRequired("repo")
 	_ = cmd.MarkFlagRequired("env")
 	return cmd
