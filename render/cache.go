@@ -24,7 +24,9 @@ type cacheKey struct {
 	keys   string
 }
 
-func (k cacheKey) String() string { return k.tree.String() + ":" + k.keys + ":" + k.dir + ":" + k.limits }
+func (k cacheKey) String() string {
+	return k.tree.String() + ":" + k.keys + ":" + k.dir + ":" + k.limits
+}
 
 // lru is a bounded least-recently-used map of renderings, safe for
 // concurrent use. A nil *lru caches nothing.
