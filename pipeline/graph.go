@@ -51,7 +51,9 @@ type Graph struct {
 func New(nodes []Node) *Graph {
 	g := &Graph{nodes: slices.Clone(nodes), index: map[string]int{}}
 	for i, n := range g.nodes {
-		g.index[n.Name] = i
+		if _, dup := g.index[n.Name]; !dup {
+			g.index[n.Name] = i // a duplicate name is the caller's to report
+		}
 	}
 	return g
 }

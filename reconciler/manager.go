@@ -135,8 +135,18 @@ func NewManager(ctx context.Context, cfg *config.Config, opts Options) (*Manager
 		return nil, err
 	}
 	for _, env := range cfg.Environments {
+		// Fan-out, requires, dependsOn and windows are read by config and
+		// the pipeline package; the loop runs them in the next change.
+		if env.Promote != nil && (len(env.Promote.To) > 1 || env.Promote.Window != nil) || len(env.Requires) > 0 || len(env.DependsOn) > 0 {
+			errs = append(errs, fmt.Errorf("environment %s: promote to several environments, promote.window, requires and dependsOn are not run yet", env.Name))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for _, env := range cfg.Environments {
 		if env.Promote != nil {
-			m.envs[env.Name].env.Promote = &Promotion{Target: m.envs[env.Promote.To], RequireSoak: env.Promote.RequireSoak,
+			m.envs[env.Name].env.Promote = &Promotion{Target: m.envs[env.Promote.To[0]], RequireSoak: env.Promote.RequireSoak,
 				PullRequest: env.Promote.Mode == config.PromotePullRequest}
 			m.envs[env.Name].pulls = opts.PullRequests
 		}
