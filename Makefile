@@ -18,14 +18,17 @@ vet:
 	$(GO) vet ./...
 
 unit:
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /e2e -e /sandbox)
 
 ## chromium: Debian's chromium, for the badge and status page checks.
 chromium:
-	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; }
 
+## e2e: the sandbox's own tests, then the end-to-end tests. -p 1 runs one
+## package at a time: each starts a control plane and a forge, and two at
+## once on a small machine starve each other's start-up.
 e2e: tools chromium
-	$(GO) test -count=1 -timeout $(TIMEOUT) -v ./e2e/...
+	$(GO) test -count=1 -p 1 -timeout $(TIMEOUT) -v ./sandbox/... ./e2e/...
 
 ## test: vet, unit tests, then the end-to-end tests against the real toolchain.
 test: tools vet unit e2e
@@ -36,11 +39,11 @@ demo: tools
 
 ## bench: ferry against kubectl, ssa and kustomize on the local cluster.
 bench: tools
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout $(TIMEOUT) ./e2e/bench/...
+	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout $(TIMEOUT) ./e2e/bench/...
 
 ## clean-run: stop and remove test clusters and forges left by killed runs.
 clean-run:
-	$(GO) run ./e2e/harness/reap
+	$(GO) run ./sandbox/reap
 
 ## image: build ferry's container image (manifests/Dockerfile) as $(IMAGE)
 ## with docker or podman. Where neither answers it says so and succeeds. The

@@ -19,9 +19,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"ferry.dev/ferry/cluster"
 	"ferry.dev/ferry/manifests"
+	"ferry.dev/ferry/state"
 )
 
 // Problem is one failed preflight check: what failed, why, and the fix.
@@ -155,9 +156,9 @@ func (r *run) checkCluster(ctx context.Context) (string, *Problem) {
 	if err != nil {
 		return "", &Problem{Check: "cluster", Err: fmt.Errorf("%s: %w", r.cfg.Host, err), Fix: fix}
 	}
-	c, err := client.New(r.cfg, client.Options{})
+	c, err := cluster.NewClient(r.cfg)
 	if err != nil {
-		return "", &Problem{Check: "cluster", Err: fmt.Errorf("%s: %w", r.cfg.Host, err), Fix: fix}
+		return "", &Problem{Check: "cluster", Err: err, Fix: fix}
 	}
 	r.clients, r.client = clients, c
 	return fmt.Sprintf("cluster %s reachable (Kubernetes %s)", r.cfg.Host, v.GitVersion), nil
@@ -173,7 +174,7 @@ func (r *run) checkGit(ctx context.Context) (string, *Problem) {
 	if tip.IsZero() {
 		return fmt.Sprintf("git %s readable (branch %s does not exist yet and will be created)", r.opts.Repo, r.opts.Branch), nil
 	}
-	return fmt.Sprintf("git %s readable (branch %s at %s)", r.opts.Repo, r.opts.Branch, tip.String()[:7]), nil
+	return fmt.Sprintf("git %s readable (branch %s at %s)", r.opts.Repo, r.opts.Branch, state.Short(tip.String())), nil
 }
 
 // checkPush pushes and deletes a temporary ref.

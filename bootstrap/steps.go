@@ -18,6 +18,7 @@ import (
 
 	"ferry.dev/ferry/apply"
 	"ferry.dev/ferry/manifests"
+	"ferry.dev/ferry/state"
 )
 
 // Outcomes of the credentials step, in Result.Secret.
@@ -42,14 +43,14 @@ func (r *run) commit(ctx context.Context) error {
 	}
 	if hash.IsZero() {
 		r.res.Commit = co.tip.String()
-		fmt.Fprintf(r.out, "  %s on %s is up to date at %s, no commit\n", dir, r.opts.Branch, co.tip.String()[:7])
+		fmt.Fprintf(r.out, "  %s on %s is up to date at %s, no commit\n", dir, r.opts.Branch, state.Short(co.tip.String()))
 		return nil
 	}
 	if err := co.push(ctx, r.repo); err != nil {
 		return fmt.Errorf("push %s to %s: %w (if the branch moved meanwhile, run bootstrap again)", r.opts.Branch, r.opts.Repo, err)
 	}
 	r.res.Commit, r.res.Pushed = hash.String(), true
-	fmt.Fprintf(r.out, "  committed %s to %s and pushed: %s (%s)\n", hash.String()[:7], r.opts.Branch, dir, strings.Join(changed, ", "))
+	fmt.Fprintf(r.out, "  committed %s to %s and pushed: %s (%s)\n", state.Short(hash.String()), r.opts.Branch, dir, strings.Join(changed, ", "))
 	return nil
 }
 

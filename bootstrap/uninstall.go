@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"ferry.dev/ferry/cluster"
 	"ferry.dev/ferry/manifests"
 )
 
@@ -52,9 +53,9 @@ func Uninstall(ctx context.Context, cfg *rest.Config, opts UninstallOptions) err
 	if opts.Out == nil {
 		opts.Out = io.Discard
 	}
-	c, err := client.New(cfg, client.Options{})
+	c, err := cluster.NewClient(cfg)
 	if err != nil {
-		return fmt.Errorf("cluster %s: %w", cfg.Host, err)
+		return err
 	}
 	targets, err := installed(ctx, opts.Namespace)
 	if err != nil {

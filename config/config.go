@@ -68,51 +68,51 @@ const (
 // Config is ferry's whole configuration.
 type Config struct {
 	// Environments are reconciled independently; at least one is required.
-	Environments []Environment `yaml:"environments" mapstructure:"environments"`
+	Environments []Environment `yaml:"environments"`
 	// Report says where commit statuses go.
-	Report Report `yaml:"report" mapstructure:"report"`
+	Report Report `yaml:"report"`
 	// Server is ferry's HTTP endpoint.
-	Server Server `yaml:"server" mapstructure:"server"`
+	Server Server `yaml:"server"`
 	// Namespace is ferry's own namespace, holding the state ConfigMaps
 	// ferry-state-<env>; default [DefaultNamespace].
-	Namespace string `yaml:"namespace" mapstructure:"namespace"`
+	Namespace string `yaml:"namespace"`
 	// Log configures ferry's structured logs.
-	Log Log `yaml:"log" mapstructure:"log"`
+	Log Log `yaml:"log"`
 }
 
 // Environment is one branch of one repository reconciled into one cluster.
 type Environment struct {
 	// Name identifies the environment in statuses, labels and the state
 	// ConfigMap ferry-state-<name>, so it must be a DNS-1123 label.
-	Name string `yaml:"name" mapstructure:"name"`
+	Name string `yaml:"name"`
 	// Source is where the environment's manifests come from.
-	Source Source `yaml:"source" mapstructure:"source"`
+	Source Source `yaml:"source"`
 	// Cluster is where they are applied.
-	Cluster Cluster `yaml:"cluster" mapstructure:"cluster"`
+	Cluster Cluster `yaml:"cluster"`
 	// Namespace is given to namespaced objects that name none; an empty
 	// namespace defaults to the environment's Name.
-	Namespace string `yaml:"namespace" mapstructure:"namespace"`
+	Namespace string `yaml:"namespace"`
 	// Health says how a commit is judged.
-	Health Health `yaml:"health" mapstructure:"health"`
+	Health Health `yaml:"health"`
 	// OnFailure is [OnFailureRevert] or [OnFailureHold] (the default).
-	OnFailure string `yaml:"onFailure" mapstructure:"onFailure"`
+	OnFailure string `yaml:"onFailure"`
 	// Promote, when set, promotes healthy commits to another environment.
-	Promote *Promote `yaml:"promote" mapstructure:"promote"`
+	Promote *Promote `yaml:"promote"`
 	// Prune deletes objects that left the rendering; nil means true. Use
 	// [Environment.PruneEnabled] to read it.
-	Prune *bool `yaml:"prune" mapstructure:"prune"`
+	Prune *bool `yaml:"prune"`
 	// MaxPruneFraction is the largest share of the inventory one reconcile
 	// may prune, in (0, 1]; default [DefaultMaxPruneFraction]. A rendering
 	// that would prune more is refused.
-	MaxPruneFraction float64 `yaml:"maxPruneFraction" mapstructure:"maxPruneFraction"`
+	MaxPruneFraction float64 `yaml:"maxPruneFraction"`
 	// Force lets apply delete and recreate objects whose immutable fields
 	// changed; default false.
-	Force bool `yaml:"force" mapstructure:"force"`
+	Force bool `yaml:"force"`
 	// AllowDestructive lets an automatic revert or a promotion into this
 	// environment delete Namespaces, PersistentVolumeClaims and CRDs, and
 	// more than maxPruneFraction of the inventory; default false: such a
 	// revert or promotion is held for a person.
-	AllowDestructive bool `yaml:"allowDestructive" mapstructure:"allowDestructive"`
+	AllowDestructive bool `yaml:"allowDestructive"`
 	// Requires names environments a promoted tree must be healthy in, soak
 	// included, before it enters this one: requires: [prod-eu] on prod-us
 	// makes a wave, requires: [qa, perf] a fan-in. Each must receive the
@@ -134,61 +134,61 @@ func (e *Environment) PruneEnabled() bool {
 // Source is a directory on a branch of a git repository.
 type Source struct {
 	// URL is https://, http://, ssh:// or scp-like user@host:path.
-	URL string `yaml:"url" mapstructure:"url"`
+	URL string `yaml:"url"`
 	// Branch is the branch name, without refs/heads/.
-	Branch string `yaml:"branch" mapstructure:"branch"`
+	Branch string `yaml:"branch"`
 	// Path is the directory to render, relative to the repository root;
 	// "." is the root.
-	Path string `yaml:"path" mapstructure:"path"`
+	Path string `yaml:"path"`
 	// Interval is how often the branch is polled; default [DefaultInterval].
-	Interval time.Duration `yaml:"interval" mapstructure:"interval"`
+	Interval time.Duration `yaml:"interval"`
 	// Auth holds the credentials; empty means anonymous.
-	Auth Auth `yaml:"auth" mapstructure:"auth"`
+	Auth Auth `yaml:"auth"`
 }
 
 // Auth is one way to authenticate to a git server: TokenFile,
 // Username with PasswordFile, SSHKeyFile with KnownHostsFile, or SecretRef.
 type Auth struct {
 	// TokenFile holds an HTTPS access token.
-	TokenFile string `yaml:"tokenFile" mapstructure:"tokenFile"`
+	TokenFile string `yaml:"tokenFile"`
 	// Username is the HTTPS basic-auth user; it needs PasswordFile.
-	Username string `yaml:"username" mapstructure:"username"`
+	Username string `yaml:"username"`
 	// PasswordFile holds the HTTPS basic-auth password.
-	PasswordFile string `yaml:"passwordFile" mapstructure:"passwordFile"`
+	PasswordFile string `yaml:"passwordFile"`
 	// SSHKeyFile holds an SSH private key; it needs KnownHostsFile.
-	SSHKeyFile string `yaml:"sshKeyFile" mapstructure:"sshKeyFile"`
+	SSHKeyFile string `yaml:"sshKeyFile"`
 	// KnownHostsFile holds the host keys the git server is checked against.
-	KnownHostsFile string `yaml:"knownHostsFile" mapstructure:"knownHostsFile"`
+	KnownHostsFile string `yaml:"knownHostsFile"`
 	// SecretRef names a Secret in ferry's namespace holding the credentials.
-	SecretRef string `yaml:"secretRef" mapstructure:"secretRef"`
+	SecretRef string `yaml:"secretRef"`
 }
 
 // Cluster says which Kubernetes API server an environment is applied to.
 type Cluster struct {
 	// Kubeconfig is a kubeconfig file; empty means in-cluster, or
 	// $KUBECONFIG outside a cluster.
-	Kubeconfig string `yaml:"kubeconfig" mapstructure:"kubeconfig"`
+	Kubeconfig string `yaml:"kubeconfig"`
 	// Context is the kubeconfig context; empty means its current context.
-	Context string `yaml:"context" mapstructure:"context"`
+	Context string `yaml:"context"`
 }
 
 // Health says how long and how often a commit is verified.
 type Health struct {
 	// Timeout bounds the wait for everything to be healthy; default
 	// [DefaultHealthTimeout].
-	Timeout time.Duration `yaml:"timeout" mapstructure:"timeout"`
+	Timeout time.Duration `yaml:"timeout"`
 	// Soak is how long everything must stay healthy afterwards; default 0
 	// (no soak). It must be shorter than Timeout.
-	Soak time.Duration `yaml:"soak" mapstructure:"soak"`
+	Soak time.Duration `yaml:"soak"`
 	// Interval is how often health is polled; default
 	// [DefaultHealthInterval].
-	Interval time.Duration `yaml:"interval" mapstructure:"interval"`
+	Interval time.Duration `yaml:"interval"`
 	// Checks judge the objects of their kinds with CEL expressions instead
 	// of kstatus, one check per kind.
-	Checks []HealthCheck `yaml:"checks" mapstructure:"checks"`
+	Checks []HealthCheck `yaml:"checks"`
 	// HTTP are requests that must answer as expected once every object is
 	// Current, and throughout the soak.
-	HTTP []HTTPCheck `yaml:"http" mapstructure:"http"`
+	HTTP []HTTPCheck `yaml:"http"`
 }
 
 // HealthCheck judges the objects of one kind, custom resources mostly,
@@ -199,44 +199,44 @@ type HealthCheck struct {
 	// APIVersion selects the kind's group and is the version the objects
 	// are read at, the one the expressions are written against, such as
 	// example.com/v1 (v1 for the core group). Set it or Group.
-	APIVersion string `yaml:"apiVersion" mapstructure:"apiVersion"`
+	APIVersion string `yaml:"apiVersion"`
 	// Group selects the kind's API group, such as example.com; the objects
 	// are read at the version the API server prefers.
-	Group string `yaml:"group" mapstructure:"group"`
+	Group string `yaml:"group"`
 	// Kind is the kind judged, such as Widget.
-	Kind string `yaml:"kind" mapstructure:"kind"`
+	Kind string `yaml:"kind"`
 	// Current is true once an object is ready, such as
 	// status.conditions.exists(c, c.type == 'Ready' && c.status == 'True').
-	Current string `yaml:"current" mapstructure:"current"`
+	Current string `yaml:"current"`
 	// Failed, optional, is true when an object failed for good; the commit
 	// then fails at once.
-	Failed string `yaml:"failed" mapstructure:"failed"`
+	Failed string `yaml:"failed"`
 }
 
 // HTTPCheck is a GET request that must answer as expected.
 type HTTPCheck struct {
 	// URL is an http:// or https:// URL. Redirects are followed on its host
 	// only.
-	URL string `yaml:"url" mapstructure:"url"`
+	URL string `yaml:"url"`
 	// Status is the status code expected; default [DefaultHTTPStatus].
-	Status int `yaml:"status" mapstructure:"status"`
+	Status int `yaml:"status"`
 	// Body, optional, is a regular expression (Go syntax) the response body
 	// must match; the first MiB of the body is read.
-	Body string `yaml:"body" mapstructure:"body"`
+	Body string `yaml:"body"`
 	// Timeout bounds one request; default [DefaultHTTPTimeout]. It must be
 	// shorter than health.timeout.
-	Timeout time.Duration `yaml:"timeout" mapstructure:"timeout"`
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Promote sends an environment's healthy commits on to other environments.
 type Promote struct {
 	// To names the environments promoted to: one name, or a list for a
 	// fan-out (to: [prod-eu, prod-us]).
-	To Names `yaml:"to" mapstructure:"to"`
+	To Names `yaml:"to"`
 	// Mode is [PromotePush] (the default) or [PromotePullRequest].
-	Mode string `yaml:"mode" mapstructure:"mode"`
+	Mode string `yaml:"mode"`
 	// RequireSoak promotes only commits that passed a soak.
-	RequireSoak bool `yaml:"requireSoak" mapstructure:"requireSoak"`
+	RequireSoak bool `yaml:"requireSoak"`
 	// Window, when set, is when promotions may leave this environment;
 	// outside it a verified tree waits. Automatic reverts never wait.
 	Window *Window `yaml:"window"`
@@ -262,29 +262,29 @@ type Window struct {
 // Report says where commit statuses are posted.
 type Report struct {
 	// Provider is one of the Provider constants, or empty for none.
-	Provider string `yaml:"provider" mapstructure:"provider"`
+	Provider string `yaml:"provider"`
 	// URL is the forge's API base (empty: the public github.com or
 	// gitlab.com service) or, for [ProviderWebhook], the URL posted to.
-	URL string `yaml:"url" mapstructure:"url"`
+	URL string `yaml:"url"`
 	// TokenFile holds the forge API token.
-	TokenFile string `yaml:"tokenFile" mapstructure:"tokenFile"`
+	TokenFile string `yaml:"tokenFile"`
 	// WebhookSecretFile holds the shared secret of webhooks (HMAC).
-	WebhookSecretFile string `yaml:"webhookSecretFile" mapstructure:"webhookSecretFile"`
+	WebhookSecretFile string `yaml:"webhookSecretFile"`
 }
 
 // Server is ferry's HTTP endpoint: badges, status API, metrics, webhooks.
 type Server struct {
 	// Addr is the listen address, host:port; default [DefaultAddr].
-	Addr string `yaml:"addr" mapstructure:"addr"`
+	Addr string `yaml:"addr"`
 	// ExternalURL is where people reach ferry, used for links in commit
 	// statuses; empty means statuses carry no link.
-	ExternalURL string `yaml:"externalURL" mapstructure:"externalURL"`
+	ExternalURL string `yaml:"externalURL"`
 }
 
 // Log configures ferry's structured logs.
 type Log struct {
 	// Level is debug, info, warn or error; default [DefaultLogLevel].
-	Level string `yaml:"level" mapstructure:"level"`
+	Level string `yaml:"level"`
 }
 
 // Environment returns the environment called name.

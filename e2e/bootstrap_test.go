@@ -30,8 +30,8 @@ import (
 	"ferry.dev/ferry/apply"
 	"ferry.dev/ferry/bootstrap"
 	"ferry.dev/ferry/config"
-	"ferry.dev/ferry/e2e/harness"
 	"ferry.dev/ferry/manifests"
+	"ferry.dev/ferry/sandbox"
 )
 
 func bootRandom() string {
@@ -62,28 +62,21 @@ func bootOptions(t *testing.T, repo string, out io.Writer) bootstrap.Options {
 
 // bootRepo creates a repository, with one commit on main when seeded, and
 // returns a working copy of it.
-func bootRepo(t *testing.T, seeded bool) (string, *harness.Clone) {
+func bootRepo(t *testing.T, seeded bool) (string, *sandbox.Clone) {
 	t.Helper()
 	repo := "boot-" + bootRandom()
-	if _, err := forge.CreateRepo(repo); err != nil {
-		t.Fatal(err)
-	}
-	wc, err := forge.Clone(t.Context(), repo, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	var files map[string]string
 	if seeded {
-		if _, err := wc.CommitAndPush(t.Context(), map[string]string{"README.md": "fleet\n"}, "Initial commit"); err != nil {
-			t.Fatal(err)
-		}
+		files = map[string]string{"README.md": "fleet\n"}
 	}
+	wc, _ := newRepo(t, repo, files, "Initial commit")
 	return repo, wc
 }
 
 // bootHistory returns the commits of the remote's main, newest first (none
 // when main does not exist), and fails on any ref bootstrap's push check
 // might have left behind.
-func bootHistory(t *testing.T, wc *harness.Clone) []string {
+func bootHistory(t *testing.T, wc *sandbox.Clone) []string {
 	t.Helper()
 	refs, err := wc.Git(t.Context(), "ls-remote", "origin")
 	if err != nil {
@@ -534,7 +527,10 @@ func TestLeader(t *testing.T) {
 
 	// Kill: no release; the new standby takes over once the lease expires.
 	procs[first] = le.startCompetitor(bin, ns, first)
-	time.Sleep(3 * time.Second) // let it join as standby
+	// why a sleep: a standby prints nothing when it joins, so there is no
+	// event to wait for; 3s lets it start and try the Lease before the
+	// leader is killed.
+	time.Sleep(3 * time.Second)
 	if err := procs[second].Process.Kill(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,16 +14,13 @@ func TestDiff(t *testing.T) {
 	files := appFiles("v1")
 	files["envs/staging/secret.yaml"] = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\nstringData:\n  password: hunter2-old\n"
 	files["envs/staging/kustomization.yaml"] = "resources:\n  - ../../base\n  - extra.yaml\n  - secret.yaml\nimages:\n  - name: registry.invalid/web\n    newTag: v1\n"
-	e := newTestEnv(t, files)
-	first, _ := e.wc.Git(t.Context(), "rev-parse", "HEAD")
+	e := newEnv(t, files)
+	first := e.head(t)
 	e.start(t)
-	requireHealthy(t, e.waitVerdict(t, first, 2*time.Minute))
+	requireHealthy(t, e.waitVerdict(t, e.name, first, 2*time.Minute))
 
 	bin := buildFerry(t)
-	cfgPath := filepath.Join(t.TempDir(), "ferry.yaml")
-	if err := os.WriteFile(cfgPath, []byte(e.configYAML()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, e.config())
 	diff := func(args ...string) (string, int) {
 		return ferryCLI(t, bin, cfgPath, append([]string{"diff"}, args...)...)
 	}
@@ -34,9 +29,7 @@ func TestDiff(t *testing.T) {
 		t.Fatalf("diff of the applied branch: exit %d\n%s", code, out)
 	}
 
-	if _, err := e.wc.Git(t.Context(), "checkout", "--quiet", "-b", "preview"); err != nil {
-		t.Fatal(err)
-	}
+	e.git(t, "checkout", "--quiet", "-b", "preview")
 	e.push(t, map[string]string{
 		"envs/staging/secret.yaml":        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\nstringData:\n  password: hunter2-new\n",
 		"envs/staging/kustomization.yaml": "resources:\n  - ../../base\n  - secret.yaml\nimages:\n  - name: registry.invalid/web\n    newTag: v2\n",

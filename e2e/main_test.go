@@ -6,40 +6,47 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"testing"
 	"time"
 
-	"ferry.dev/ferry/e2e/harness"
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"ferry.dev/ferry/sandbox"
 )
 
 var (
-	cluster *harness.Cluster
-	forge   *harness.Gitea
+	cluster *sandbox.Cluster
+	forge   *sandbox.Gitea
 )
 
 func TestMain(m *testing.M) {
+	// controller-runtime's clients log through a global logger; unset, it
+	// prints a stack trace saying so. Its warnings go to stderr as text.
+	ctrllog.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	os.Exit(run(m))
 }
 
 func run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if reaped, err := harness.Reap(ctx); err != nil {
+	if reaped, err := sandbox.Reap(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: reap:", err)
 	} else if len(reaped) > 0 {
 		fmt.Fprintln(os.Stderr, "e2e: reaped stale instances:", reaped)
 	}
 	var err error
 	start := time.Now()
-	if cluster, err = harness.StartCluster(ctx, harness.DefaultClusterOptions()); err != nil {
+	if cluster, err = sandbox.StartCluster(ctx, sandbox.DefaultClusterOptions()); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 	defer stop("cluster", cluster.Stop)
 	fmt.Fprintf(os.Stderr, "e2e: cluster %s up in %s\n", cluster.Name, time.Since(start).Round(time.Millisecond))
 	start = time.Now()
-	if forge, err = harness.StartGitea(ctx); err != nil {
+	if forge, err = sandbox.StartGitea(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
@@ -53,23 +60,5 @@ func stop(what string, f func(context.Context) error) {
 	defer cancel()
 	if err := f(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: stop %s: %v\n", what, err)
-	}
-}
-
-// eventually polls cond every interval until it returns true or timeout
-// passes, then fails the test with the last message cond gave.
-func eventually(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var msg string
-	for {
-		var ok bool
-		if ok, msg = cond(); ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not reached within %s: %s", timeout, msg)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }

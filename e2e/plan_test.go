@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,10 +16,7 @@ func TestPullRequestPlan(t *testing.T) {
 	p := newPipeline(t, pipelineFiles("v1"))
 	cfg := p.config() + fmt.Sprintf("server: {addr: %q}\nreport: {provider: gitea, url: %q, tokenFile: %s}\n",
 		freeAddr(t), strings.TrimSuffix(forge.URL, "/"), p.tokenFile)
-	cfgPath := filepath.Join(t.TempDir(), "ferry.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, cfg)
 	first := p.tip(t, "main")
 	startFerryProcess(t, buildFerry(t), cfgPath)
 	p.waitDecided(t, "staging", first, 2*time.Minute)

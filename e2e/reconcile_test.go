@@ -6,68 +6,38 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"ferry.dev/ferry/e2e/harness"
-	"ferry.dev/ferry/reconciler"
+	"ferry.dev/ferry/sandbox"
+	"ferry.dev/ferry/state"
 )
-
-func (e *testEnv) deployment(t *testing.T) (*appsv1.Deployment, bool) {
-	t.Helper()
-	d := &appsv1.Deployment{}
-	if err := e.c.Get(t.Context(), client.ObjectKey{Namespace: e.ns, Name: "web"}, d); err != nil {
-		return nil, false
-	}
-	return d, true
-}
-
-func (e *testEnv) waitImage(t *testing.T, image string) {
-	t.Helper()
-	eventually(t, time.Minute, func() (bool, string) {
-		d, ok := e.deployment(t)
-		if !ok {
-			return false, "no Deployment yet"
-		}
-		got := d.Spec.Template.Spec.Containers[0].Image
-		return got == image, "image " + got
-	})
-}
-
-func requireHealthy(t *testing.T, v reconciler.Verdict) {
-	t.Helper()
-	if v.Outcome != reconciler.OutcomeHealthy {
-		t.Fatalf("verdict on %s: %s (%s), want Healthy", v.Commit[:7], v.Outcome, v.Reason)
-	}
-}
 
 // TestReconcileLifecycle walks an environment through the changes people
 // make: first deploy, a new image, a deleted file, a git revert of that,
 // a hand edit, and a broken commit.
 func TestReconcileLifecycle(t *testing.T) {
-	e := newTestEnv(t, appFiles("v1"))
+	e := newEnv(t, appFiles("v1"))
 	// An object in the environment's namespace that ferry did not create.
 	handmade := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "handmade"}}
 	if err := e.c.Create(t.Context(), handmade); err != nil {
 		t.Fatal(err)
 	}
-	first, _ := e.wc.Git(t.Context(), "rev-parse", "HEAD")
+	first := e.head(t)
 	e.start(t)
 
 	t.Log("first deploy: the objects appear and the verdict is healthy")
-	requireHealthy(t, e.waitVerdict(t, first, 2*time.Minute))
+	requireHealthy(t, e.waitVerdict(t, e.name, first, 2*time.Minute))
 	e.waitImage(t, "registry.invalid/web:v1")
-	if st := e.state(t); st.LastHealthy == nil || st.LastHealthy.Commit != first || len(st.Inventory) != 3 {
+	if st := e.state(t, e.name); st.LastHealthy == nil || st.LastHealthy.Commit != first || len(st.Inventory) != 3 {
 		t.Fatalf("state after first deploy: lastHealthy %+v, inventory %v", st.LastHealthy, st.Inventory)
 	}
 
 	t.Log("a new image tag rolls out")
 	second := e.push(t, map[string]string{"envs/staging/kustomization.yaml": strings.Replace(appFiles("v2")["envs/staging/kustomization.yaml"], "v1", "v2", 1)}, nil, "Deploy web v2")
-	requireHealthy(t, e.waitVerdict(t, second, 2*time.Minute))
+	requireHealthy(t, e.waitVerdict(t, e.name, second, 2*time.Minute))
 	e.waitImage(t, "registry.invalid/web:v2")
-	d, _ := e.deployment(t)
+	d, _ := e.deployment(t, e.ns)
 	if d.Status.UpdatedReplicas != 2 || d.Status.AvailableReplicas != 2 {
 		t.Fatalf("rollout not complete at the healthy verdict: %+v", d.Status)
 	}
@@ -75,20 +45,18 @@ func TestReconcileLifecycle(t *testing.T) {
 	t.Log("deleting a file prunes its object")
 	third := e.push(t, map[string]string{"envs/staging/kustomization.yaml": "resources:\n  - ../../base\nimages:\n  - name: registry.invalid/web\n    newTag: v2\n"},
 		[]string{"envs/staging/extra.yaml"}, "Remove extra")
-	requireHealthy(t, e.waitVerdict(t, third, 2*time.Minute))
+	requireHealthy(t, e.waitVerdict(t, e.name, third, 2*time.Minute))
 	if _, ok := getCM(t, e.c, e.ns, "extra"); ok {
 		t.Fatal("extra was not pruned")
 	}
 
 	t.Log("a person's git revert brings it back")
-	if _, err := e.wc.Git(t.Context(), "revert", "--no-edit", "HEAD"); err != nil {
-		t.Fatal(err)
-	}
+	e.git(t, "revert", "--no-edit", "HEAD")
 	if err := e.wc.Push(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	fourth, _ := e.wc.Git(t.Context(), "rev-parse", "HEAD")
-	requireHealthy(t, e.waitVerdict(t, fourth, 2*time.Minute))
+	fourth := e.head(t)
+	requireHealthy(t, e.waitVerdict(t, e.name, fourth, 2*time.Minute))
 	if _, ok := getCM(t, e.c, e.ns, "extra"); !ok {
 		t.Fatal("extra not restored by the revert")
 	}
@@ -109,19 +77,19 @@ func TestReconcileLifecycle(t *testing.T) {
 		"envs/staging/extra.yaml":         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  k: v\n  bad: [unclosed\n",
 		"envs/staging/kustomization.yaml": "resources:\n  - ../../base\n  - extra.yaml\nimages:\n  - name: registry.invalid/web\n    newTag: v3\n",
 	}, nil, "Break the overlay")
-	v := e.waitVerdict(t, broken, time.Minute)
-	if v.Outcome != reconciler.OutcomeError || !strings.Contains(v.Reason, "extra.yaml") || !strings.Contains(v.Reason, "line") {
+	v := e.waitVerdict(t, e.name, broken, time.Minute)
+	if v.Outcome != state.OutcomeError || !strings.Contains(v.Reason, "extra.yaml") || !strings.Contains(v.Reason, "line") {
 		t.Fatalf("verdict on broken commit: %s %q; want Error naming extra.yaml and the line", v.Outcome, v.Reason)
 	}
 	e.waitImage(t, "registry.invalid/web:v2") // unchanged: v3 was not applied
-	if st := e.state(t); st.LastHealthy.Commit != fourth {
+	if st := e.state(t, e.name); st.LastHealthy.Commit != fourth {
 		t.Fatalf("last healthy moved to %s after a broken commit", st.LastHealthy.Commit[:7])
 	}
 
 	t.Log("a kustomize error is recorded too")
 	kerr := e.push(t, map[string]string{"envs/staging/kustomization.yaml": "resources:\n  - ../../base\n  - missing.yaml\n"}, nil, "Reference a missing file")
-	v = e.waitVerdict(t, kerr, time.Minute)
-	if v.Outcome != reconciler.OutcomeError || !strings.Contains(v.Reason, "missing.yaml") {
+	v = e.waitVerdict(t, e.name, kerr, time.Minute)
+	if v.Outcome != state.OutcomeError || !strings.Contains(v.Reason, "missing.yaml") {
 		t.Fatalf("verdict on kustomize error: %s %q", v.Outcome, v.Reason)
 	}
 
@@ -136,25 +104,25 @@ func TestReconcileLifecycle(t *testing.T) {
 // TestReconcileCrashLoopFailsFast: a crash-looping rollout gets a failed
 // verdict long before the health timeout, naming the reason.
 func TestReconcileCrashLoopFailsFast(t *testing.T) {
-	e := newTestEnv(t, appFiles("v1"))
-	first, _ := e.wc.Git(t.Context(), "rev-parse", "HEAD")
+	e := newEnv(t, appFiles("v1"))
+	first := e.head(t)
 	e.extra = "" // health timeout 2m
 	e.start(t)
-	requireHealthy(t, e.waitVerdict(t, first, 2*time.Minute))
+	requireHealthy(t, e.waitVerdict(t, e.name, first, 2*time.Minute))
 
-	files := withPodAnnotation("v2", harness.FailCrashLoop)
+	files := withPodAnnotation("v2", sandbox.FailCrashLoop)
 	start := time.Now()
 	bad := e.push(t, files, nil, "Deploy a crashing web")
-	v := e.waitVerdict(t, bad, time.Minute)
+	v := e.waitVerdict(t, e.name, bad, time.Minute)
 	took := time.Since(start)
-	if v.Outcome != reconciler.OutcomeFailed || !strings.Contains(v.Reason, "CrashLoopBackOff") {
+	if v.Outcome != state.OutcomeFailed || !strings.Contains(v.Reason, "CrashLoopBackOff") {
 		t.Fatalf("verdict: %s %q; want Failed with CrashLoopBackOff", v.Outcome, v.Reason)
 	}
 	if took > time.Minute {
 		t.Fatalf("failed after %s; the health timeout is 2m, fail-fast should be much sooner", took)
 	}
 	t.Logf("crash loop failed after %s: %s", took.Round(time.Millisecond), v.Reason)
-	if st := e.state(t); st.LastHealthy.Commit != first || st.Phase != reconciler.PhaseFailed {
+	if st := e.state(t, e.name); st.LastHealthy.Commit != first || st.Phase != state.PhaseFailed {
 		t.Fatalf("state: phase %s, last healthy %s", st.Phase, st.LastHealthy.Commit[:7])
 	}
 }
@@ -162,8 +130,8 @@ func TestReconcileCrashLoopFailsFast(t *testing.T) {
 // TestReconcileWrongToken: a wrong token is reported with the URL and
 // without the token; the right token makes the environment converge.
 func TestReconcileWrongToken(t *testing.T) {
-	e := newTestEnv(t, appFiles("v1"))
-	first, _ := e.wc.Git(t.Context(), "rev-parse", "HEAD")
+	e := newEnv(t, appFiles("v1"))
+	first := e.head(t)
 	wrong := "0123456789abcdef0123456789abcdef01234567"
 	if err := os.WriteFile(e.tokenFile, []byte(wrong), 0o600); err != nil {
 		t.Fatal(err)
@@ -171,21 +139,21 @@ func TestReconcileWrongToken(t *testing.T) {
 	e.start(t)
 	var msg string
 	eventually(t, 30*time.Second, func() (bool, string) {
-		msg = e.state(t).SourceError
+		msg = e.state(t, e.name).SourceError
 		return msg != "", "no source error recorded yet"
 	})
 	if !strings.Contains(msg, forge.CloneURL(e.repo)) || !strings.Contains(strings.ToLower(msg), "auth") || strings.Contains(msg, wrong) {
 		t.Fatalf("source error %q: want an auth error naming the URL and not the token", msg)
 	}
-	if _, ok := e.deployment(t); ok {
+	if _, ok := e.deployment(t, e.ns); ok {
 		t.Fatal("objects applied without a successful fetch")
 	}
 	if err := os.WriteFile(e.tokenFile, []byte(forge.Token), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	requireHealthy(t, e.waitVerdict(t, first, 2*time.Minute))
+	requireHealthy(t, e.waitVerdict(t, e.name, first, 2*time.Minute))
 	eventually(t, 30*time.Second, func() (bool, string) {
-		msg = e.state(t).SourceError
+		msg = e.state(t, e.name).SourceError
 		return msg == "", "source error still recorded: " + msg
 	})
 }
@@ -194,23 +162,23 @@ func TestReconcileWrongToken(t *testing.T) {
 // ready is being verified, a newer commit cancels that check and is
 // reconciled at once.
 func TestReconcileNewerCommitCancelsVerify(t *testing.T) {
-	e := newTestEnv(t, appFiles("v1"))
-	first, _ := e.wc.Git(t.Context(), "rev-parse", "HEAD")
+	e := newEnv(t, appFiles("v1"))
+	first := e.head(t)
 	e.start(t)
-	requireHealthy(t, e.waitVerdict(t, first, 2*time.Minute))
+	requireHealthy(t, e.waitVerdict(t, e.name, first, 2*time.Minute))
 
-	stuck := e.push(t, withPodAnnotation("v2", harness.FailNeverReady), nil, "Deploy a never-ready web")
+	stuck := e.push(t, withPodAnnotation("v2", sandbox.FailNeverReady), nil, "Deploy a never-ready web")
 	eventually(t, time.Minute, func() (bool, string) {
-		st := e.state(t)
-		return st.Phase == reconciler.PhaseVerifying && st.Target != nil && st.Target.Commit == stuck, "phase " + string(st.Phase)
+		st := e.state(t, e.name)
+		return st.Phase == state.PhaseVerifying && st.Target != nil && st.Target.Commit == stuck, "phase " + string(st.Phase)
 	})
 	start := time.Now()
 	fix := e.push(t, appFiles("v3"), nil, "Fix web")
-	requireHealthy(t, e.waitVerdict(t, fix, time.Minute))
+	requireHealthy(t, e.waitVerdict(t, e.name, fix, time.Minute))
 	if took := time.Since(start); took > 30*time.Second {
 		t.Fatalf("the fix waited %s behind the stuck verification (health timeout 2m)", took)
 	}
-	if v, ok := e.state(t).VerdictFor(stuck); ok {
+	if v, ok := e.state(t, e.name).VerdictFor(stuck); ok {
 		t.Fatalf("the cancelled commit got a verdict: %+v", v)
 	}
 }
@@ -218,15 +186,15 @@ func TestReconcileNewerCommitCancelsVerify(t *testing.T) {
 // TestReconcileTimeout: a rollout that never turns ready times out, and the
 // verdict names what was not ready.
 func TestReconcileTimeout(t *testing.T) {
-	e := newTestEnv(t, withPodAnnotation("v1", harness.FailNeverReady))
+	e := newEnv(t, withPodAnnotation("v1", sandbox.FailNeverReady))
 	e.health = "{timeout: 5s, interval: 250ms}"
-	first, _ := e.wc.Git(t.Context(), "rev-parse", "HEAD")
+	first := e.head(t)
 	e.start(t)
-	v := e.waitVerdict(t, first, time.Minute)
-	if v.Outcome != reconciler.OutcomeTimedOut || !strings.Contains(v.Reason, "Deployment") || !strings.Contains(v.Reason, "web") {
+	v := e.waitVerdict(t, e.name, first, time.Minute)
+	if v.Outcome != state.OutcomeTimedOut || !strings.Contains(v.Reason, "Deployment") || !strings.Contains(v.Reason, "web") {
 		t.Fatalf("verdict: %s %q, want TimedOut naming the Deployment", v.Outcome, v.Reason)
 	}
-	if st := e.state(t); st.LastHealthy != nil {
+	if st := e.state(t, e.name); st.LastHealthy != nil {
 		t.Fatalf("a timed-out first deploy became the last healthy revision")
 	}
 }

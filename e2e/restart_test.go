@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -13,41 +11,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"ferry.dev/ferry/apply"
+	"ferry.dev/ferry/state"
 )
-
-// buildFerry builds the ferry binary once per test run.
-func buildFerry(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ferry")
-	cmd := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "../cmd/ferry")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ferry: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func startFerryProcess(t *testing.T, bin, configPath string) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command(bin, "run", "--config", configPath)
-	logf, err := os.Create(filepath.Join(t.TempDir(), "ferry.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			data, _ := os.ReadFile(logf.Name())
-			t.Logf("ferry log:\n%s", data)
-		}
-	})
-	return cmd
-}
 
 // TestKillDuringApply: ferry killed in the middle of applying a revision
 // converges after a restart, and its inventory holds every object.
@@ -57,13 +22,10 @@ func TestKillDuringApply(t *testing.T) {
 	for i := range n {
 		files[fmt.Sprintf("envs/staging/cm-%03d.yaml", i)] = fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-%03d\ndata:\n  i: %q\n", i, fmt.Sprint(i))
 	}
-	e := newTestEnv(t, files)
-	commit, _ := e.wc.Git(t.Context(), "rev-parse", "HEAD")
+	e := newEnv(t, files)
+	commit := e.head(t)
 	bin := buildFerry(t)
-	cfgPath := filepath.Join(t.TempDir(), "ferry.yaml")
-	if err := os.WriteFile(cfgPath, []byte(e.configYAML()+"server: {addr: \"127.0.0.1:0\"}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, e.config()+"server: {addr: \"127.0.0.1:0\"}\n")
 	owned := func() int {
 		list := &corev1.ConfigMapList{}
 		if err := e.c.List(t.Context(), list, client.InNamespace(e.ns), client.MatchingLabels{apply.OwnerLabel: e.name}); err != nil {
@@ -89,11 +51,11 @@ func TestKillDuringApply(t *testing.T) {
 	}
 
 	second := startFerryProcess(t, bin, cfgPath)
-	requireHealthy(t, e.waitVerdict(t, commit, 3*time.Minute))
+	requireHealthy(t, e.waitVerdict(t, e.name, commit, 3*time.Minute))
 	if got := owned(); got != n {
 		t.Fatalf("%d objects after restart, want %d", got, n)
 	}
-	if inv := e.state(t).Inventory; len(inv) != n {
+	if inv := e.state(t, e.name).Inventory; len(inv) != n {
 		t.Fatalf("inventory holds %d objects, want %d", len(inv), n)
 	}
 
@@ -110,5 +72,71 @@ func TestKillDuringApply(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("ferry run did not stop within 20s of SIGTERM")
+	}
+}
+
+// TestDecisionsResumeExactlyOnce: ferry stopped after a verdict and before
+// its push makes the decision after a restart, exactly once, for a
+// promotion and for a revert.
+func TestDecisionsResumeExactlyOnce(t *testing.T) {
+	p := newPipeline(t, pipelineFiles("v1"))
+	first := p.tip(t, "main")
+	stop := startFerry(t, p.config())
+	p.waitDecided(t, "production", first, 2*time.Minute)
+	stop()
+
+	store := state.NewStore(p.c, p.stateNS)
+	undecided := func(commit string, outcome state.Outcome, healthy bool) {
+		t.Helper()
+		if _, err := store.Update(t.Context(), "staging", func(st *state.State) error {
+			st.Record(state.Verdict{Commit: commit, Outcome: outcome, Reason: "recorded before a crash", Started: time.Now(), Finished: time.Now()})
+			if healthy {
+				st.LastHealthy = &state.Revision{Commit: commit, Time: time.Now()}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Log("a healthy verdict without its promotion")
+	good := p.pushMain(t, pipelineFiles("v2"), "Deploy web v2")
+	undecided(good, state.OutcomeHealthy, true)
+	stop = startFerry(t, p.config())
+	if v := p.waitDecided(t, "staging", good, time.Minute); v.Action.String() != "promoted to production" {
+		t.Fatalf("after restart: %+v", v)
+	}
+	if tip := p.tip(t, "production"); tip != good {
+		t.Fatalf("production at %s, want %s", tip[:7], good[:7])
+	}
+	stop()
+
+	t.Log("a failed verdict without its revert")
+	bad := p.pushMain(t, pipelineFiles("v3"), "Deploy web v3")
+	undecided(bad, state.OutcomeFailed, false)
+	stop = startFerry(t, p.config())
+	v := p.waitDecided(t, "staging", bad, time.Minute)
+	if !strings.HasPrefix(v.Action.String(), "reverted by ") {
+		t.Fatalf("after restart: %+v", v)
+	}
+	stop()
+	// As if ferry died after the push and before recording it.
+	if _, err := store.Update(t.Context(), "staging", func(st *state.State) error {
+		st.SetAction(bad, state.Action{})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	startFerry(t, p.config())
+	revert := p.tip(t, "main")
+	p.waitDecided(t, "staging", revert, 2*time.Minute)
+	// The resumed decision pushes no second revert while ferry reconciles on.
+	consistently(t, 2*time.Second, func() (bool, string) {
+		p.git(t, "fetch", "--quiet", "origin")
+		count := p.git(t, "rev-list", "--count", bad+"..origin/main")
+		return count == "1", fmt.Sprintf("%s commits after the failed one, want exactly one revert", count)
+	})
+	if tip := p.tip(t, "production"); tip != good {
+		t.Fatalf("production moved to %s", tip[:7])
 	}
 }

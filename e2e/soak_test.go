@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"ferry.dev/ferry/reconciler"
+	"ferry.dev/ferry/state"
 )
 
 // TestSoakCatchesALateFailure: pods that turn ready and fail five seconds
@@ -17,16 +17,16 @@ func TestSoakCatchesALateFailure(t *testing.T) {
 	files["base/deployment.yaml"] = strings.Replace(files["base/deployment.yaml"], "      labels: {app: web}\n    spec:",
 		"      labels: {app: web, pod-container-running-failed.stage.kwok.x-k8s.io: \"true\"}\n"+
 			"      annotations: {pod-container-running-failed.stage.kwok.x-k8s.io/delay: \"6s\", pod-container-running-failed.stage.kwok.x-k8s.io/jitter-delay: \"7s\", pod-container-running-failed.stage.kwok.x-k8s.io/reason: OOMKilled, pod-container-running-failed.stage.kwok.x-k8s.io/exit-code: \"137\"}\n    spec:", 1)
-	e := newTestEnv(t, files)
+	e := newEnv(t, files)
 	e.health = "{timeout: 1m, interval: 250ms, soak: 20s}"
-	first, _ := e.wc.Git(t.Context(), "rev-parse", "HEAD")
+	first := e.head(t)
 	e.start(t)
 	eventually(t, 30*time.Second, func() (bool, string) {
-		st := e.state(t)
-		return st.Phase == reconciler.PhaseVerifying && st.Message == "verifying (soak 20s)", fmt.Sprintf("phase %s: %s", st.Phase, st.Message)
+		st := e.state(t, e.name)
+		return st.Phase == state.PhaseVerifying && st.Message == "verifying (soak 20s)", fmt.Sprintf("phase %s: %s", st.Phase, st.Message)
 	})
-	v := e.waitVerdict(t, first, time.Minute)
-	if v.Outcome != reconciler.OutcomeFailed || !strings.Contains(v.Reason, "OOMKilled") {
+	v := e.waitVerdict(t, e.name, first, time.Minute)
+	if v.Outcome != state.OutcomeFailed || !strings.Contains(v.Reason, "OOMKilled") {
 		t.Fatalf("verdict: %s %q, want Failed naming OOMKilled", v.Outcome, v.Reason)
 	}
 	if d := v.Finished.Sub(v.Started); d < 5*time.Second {

@@ -18,13 +18,13 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"golang.org/x/crypto/ssh"
 
-	"ferry.dev/ferry/e2e/harness"
+	"ferry.dev/ferry/sandbox"
 	"ferry.dev/ferry/source"
 )
 
 // privateRepo creates a private repository with one pushed commit and
 // returns a working copy and the commit.
-func privateRepo(t *testing.T, name string) (*harness.Clone, string) {
+func privateRepo(t *testing.T, name string) (*sandbox.Clone, string) {
 	t.Helper()
 	if _, _, err := forge.Client.CreateRepo(gitea.CreateRepoOption{Name: name, Private: true, DefaultBranch: "main"}); err != nil {
 		t.Fatalf("create repo %s: %v", name, err)
@@ -180,7 +180,7 @@ func TestSourceSSH(t *testing.T) {
 		t.Fatal(err)
 	}
 	keyFile := writeSecret(t, filepath.Join(dir, "deploy_key"), deployKey)
-	hosts, err := forge.KnownHosts()
+	hosts, err := forge.KnownHosts(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,16 +280,7 @@ func port(hostPort string) string {
 func TestSourcePushCompareAndSwap(t *testing.T) {
 	ctx := t.Context()
 	name := "push-cas"
-	if _, err := forge.CreateRepo(name); err != nil {
-		t.Fatal(err)
-	}
-	wc, err := forge.Clone(ctx, name, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := wc.CommitAndPush(ctx, map[string]string{"a.txt": "1\n"}, "First"); err != nil {
-		t.Fatal(err)
-	}
+	wc, _ := newRepo(t, name, map[string]string{"a.txt": "1\n"}, "First")
 	repo, err := source.Open(forge.CloneURL(name), source.Credentials{Token: forge.Token}, t.TempDir())
 	if err != nil {
 		t.Fatal(err)

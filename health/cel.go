@@ -9,6 +9,8 @@ import (
 	"cel.dev/cel-go/ext"
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"ferry.dev/ferry/internal/text"
 )
 
 // celVariables are the top-level fields of an object an expression sees as
@@ -157,17 +159,17 @@ func (c *Check) evaluate(obj map[string]any) (status.Status, string) {
 	vars := activation(obj)
 	if c.failed != nil {
 		if failed, err := eval(c.failed, vars); err == nil && failed {
-			return status.FailedStatus, "failed: " + oneLine(c.spec.Failed, maxMessage)
+			return status.FailedStatus, "failed: " + text.OneLine(c.spec.Failed, maxMessage)
 		}
 	}
 	current, err := eval(c.current, vars)
 	switch {
 	case err != nil:
-		return status.InProgressStatus, "not current: " + oneLine(c.spec.Current, maxMessage/2) + ": " + oneLine(err.Error(), maxMessage/2)
+		return status.InProgressStatus, "not current: " + text.OneLine(c.spec.Current, maxMessage/2) + ": " + text.OneLine(err.Error(), maxMessage/2)
 	case current:
-		return status.CurrentStatus, "current: " + oneLine(c.spec.Current, maxMessage)
+		return status.CurrentStatus, "current: " + text.OneLine(c.spec.Current, maxMessage)
 	default:
-		return status.InProgressStatus, "not current: " + oneLine(c.spec.Current, maxMessage)
+		return status.InProgressStatus, "not current: " + text.OneLine(c.spec.Current, maxMessage)
 	}
 }
 

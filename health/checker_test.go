@@ -170,7 +170,8 @@ func TestCheckSoakRegression(t *testing.T) {
 			cl := newFakeClient(nil, webObjects(deployment())...)
 			done := make(chan error, 1)
 			go func() {
-				// The soak starts at the first poll; regress well after it.
+				// why a sleep: the soak starts at the checker's first poll,
+				// which has no hook to wait on; regress well after it.
 				time.Sleep(50 * time.Millisecond)
 				d, p := &appsv1.Deployment{}, &corev1.Pod{}
 				if err := errors.Join(

@@ -2,7 +2,6 @@ package health
 
 import (
 	"context"
-	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -16,25 +15,13 @@ import (
 // are read too.
 func daemonSetPods(ctx context.Context, r client.Reader, obj *unstructured.Unstructured) ([]corev1.Pod, error) {
 	ds, err := fromUnstructured[appsv1.DaemonSet](obj)
-	if err != nil {
+	if err != nil || !observed(ds.Generation, ds.Status.ObservedGeneration) || ds.Spec.Selector == nil {
 		return nil, err
 	}
-	if !observed(ds.Generation, ds.Status.ObservedGeneration) || ds.Spec.Selector == nil {
-		return nil, nil
-	}
-	sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
-	if err != nil {
-		return nil, fmt.Errorf("selector: %w", err)
-	}
-	var revisions appsv1.ControllerRevisionList
-	if err := r.List(ctx, &revisions, client.InNamespace(ds.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
-		return nil, fmt.Errorf("list controllerrevisions: %w", err)
-	}
-	pods, err := listPods(ctx, r, ds.Namespace, ds.Spec.Selector)
-	if err != nil {
-		return nil, err
-	}
-	return daemonSetRevisionPods(ds, revisions.Items, pods), nil
+	return revisionPods(ctx, r, ds.Namespace, ds.Spec.Selector, &appsv1.ControllerRevisionList{}, "controllerrevisions",
+		func(crs *appsv1.ControllerRevisionList, pods []corev1.Pod) []corev1.Pod {
+			return daemonSetRevisionPods(ds, crs.Items, pods)
+		})
 }
 
 // daemonSetRevisionPods picks the pods of ds's current revision: those it

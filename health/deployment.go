@@ -2,7 +2,6 @@ package health
 
 import (
 	"context"
-	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -41,25 +40,13 @@ func deploymentFailure(obj *unstructured.Unstructured) (string, error) {
 // deploymentPods reads the pods of the Deployment's current revision.
 func deploymentPods(ctx context.Context, r client.Reader, obj *unstructured.Unstructured) ([]corev1.Pod, error) {
 	d, err := fromUnstructured[appsv1.Deployment](obj)
-	if err != nil {
+	if err != nil || !observed(d.Generation, d.Status.ObservedGeneration) || d.Spec.Selector == nil {
 		return nil, err
 	}
-	if !observed(d.Generation, d.Status.ObservedGeneration) || d.Spec.Selector == nil {
-		return nil, nil
-	}
-	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
-	if err != nil {
-		return nil, fmt.Errorf("selector: %w", err)
-	}
-	var rss appsv1.ReplicaSetList
-	if err := r.List(ctx, &rss, client.InNamespace(d.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
-		return nil, fmt.Errorf("list replicasets: %w", err)
-	}
-	pods, err := listPods(ctx, r, d.Namespace, d.Spec.Selector)
-	if err != nil {
-		return nil, err
-	}
-	return deploymentRevisionPods(d, rss.Items, pods), nil
+	return revisionPods(ctx, r, d.Namespace, d.Spec.Selector, &appsv1.ReplicaSetList{}, "replicasets",
+		func(rss *appsv1.ReplicaSetList, pods []corev1.Pod) []corev1.Pod {
+			return deploymentRevisionPods(d, rss.Items, pods)
+		})
 }
 
 // deploymentRevisionPods picks, among rss and pods, the pods of d's current

@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"ferry.dev/ferry/internal/text"
 )
 
 // rules is what the check knows about one kind beyond kstatus. Either
@@ -115,7 +117,7 @@ func observed(generation, observedGeneration int64) bool {
 
 // withMessage is "reason (message)", or the reason alone without a message.
 func withMessage(reason, message string) string {
-	if message = oneLine(message, maxMessage); message == "" {
+	if message = text.OneLine(message, maxMessage); message == "" {
 		return reason
 	}
 	return reason + " (" + message + ")"

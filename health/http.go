@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"ferry.dev/ferry/internal/text"
 )
 
 // maxBody bounds the part of a response body an HTTP check reads and
@@ -91,7 +93,7 @@ func newHTTPClient() *http.Client {
 // probe runs h once.
 func (h HTTPCheck) probe(ctx context.Context, c *http.Client) HTTPStatus {
 	fail := func(format string, args ...any) HTTPStatus {
-		return HTTPStatus{URL: h.URL, Message: oneLine(fmt.Sprintf(format, args...), maxMessage)}
+		return HTTPStatus{URL: h.URL, Message: text.OneLine(fmt.Sprintf(format, args...), maxMessage)}
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
 	defer cancel()

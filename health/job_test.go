@@ -140,6 +140,8 @@ func TestCheckVerifyJob(t *testing.T) {
 					done <- nil
 					return
 				}
+				// why a sleep: the Job must finish while the check already
+				// waits on it, and the checker has no hook to wait on.
 				time.Sleep(50 * time.Millisecond)
 				j := &batchv1.Job{}
 				if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "migrate"}, j); err != nil {

@@ -110,20 +110,45 @@ func controlledPods(pods []corev1.Pod, owner metav1.Object, match func(*corev1.P
 
 // listPods lists the pods in namespace ns matched by a workload's selector.
 func listPods(ctx context.Context, r client.Reader, ns string, selector *metav1.LabelSelector) ([]corev1.Pod, error) {
+	var pods corev1.PodList
+	if err := listSelected(ctx, r, ns, selector, &pods, "pods"); err != nil {
+		return nil, err
+	}
+	return pods.Items, nil
+}
+
+// revisionPods reads what picks the pods of a workload's current revision:
+// the objects naming its revisions (into list: ReplicaSets or
+// ControllerRevisions) and the pods its selector matches; pick chooses.
+func revisionPods[L client.ObjectList](ctx context.Context, r client.Reader, ns string, selector *metav1.LabelSelector,
+	list L, what string, pick func(L, []corev1.Pod) []corev1.Pod) ([]corev1.Pod, error) {
+	if err := listSelected(ctx, r, ns, selector, list, what); err != nil {
+		return nil, err
+	}
+	pods, err := listPods(ctx, r, ns, selector)
+	if err != nil {
+		return nil, err
+	}
+	return pick(list, pods), nil
+}
+
+// listSelected lists into list the objects in namespace ns matched by a
+// workload's selector: its pods, or the ReplicaSets or ControllerRevisions
+// that name its revisions. A nil selector lists nothing.
+func listSelected(ctx context.Context, r client.Reader, ns string, selector *metav1.LabelSelector, list client.ObjectList, what string) error {
 	// Why: a nil selector matches nothing, but it goes over the wire as an
 	// empty string, which matches everything.
 	if selector == nil {
-		return nil, nil
+		return nil
 	}
 	sel, err := metav1.LabelSelectorAsSelector(selector)
 	if err != nil {
-		return nil, fmt.Errorf("selector: %w", err)
+		return fmt.Errorf("selector: %w", err)
 	}
-	var pods corev1.PodList
-	if err := r.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabelsSelector{Selector: sel}); err != nil {
-		return nil, fmt.Errorf("list pods: %w", err)
+	if err := r.List(ctx, list, client.InNamespace(ns), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return fmt.Errorf("list %s: %w", what, err)
 	}
-	return pods.Items, nil
+	return nil
 }
 
 // bareFailure judges a Pod applied on its own, which kstatus calls Current

@@ -7,6 +7,8 @@ import (
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"ferry.dev/ferry/internal/text"
 )
 
 // progress is the state of one check between polls: it turns each poll's
@@ -135,7 +137,7 @@ func (p *progress) judgeSoak(now time.Time, obs []observation, clean bool, probe
 			continue
 		}
 		if o.status.Status != status.CurrentStatus {
-			return p.verdict(now, Failed, oneLine(fmt.Sprintf("%s: left Current during soak: %s: %s",
+			return p.verdict(now, Failed, text.OneLine(fmt.Sprintf("%s: left Current during soak: %s: %s",
 				describe(o.status.ID), o.status.Status, o.status.Message), maxReason))
 		}
 		if msg := p.restarted(o.pods); msg != "" {
@@ -143,7 +145,7 @@ func (p *progress) judgeSoak(now time.Time, obs []observation, clean bool, probe
 		}
 	}
 	if !p.answered(probe) {
-		return p.verdict(now, Failed, oneLine("during soak: "+p.http[firstFailing(p.http)].describe(), maxReason))
+		return p.verdict(now, Failed, text.OneLine("during soak: "+p.http[firstFailing(p.http)].describe(), maxReason))
 	}
 	if now.Before(p.soakEnd()) {
 		return nil
@@ -152,7 +154,7 @@ func (p *progress) judgeSoak(now time.Time, obs []observation, clean bool, probe
 		return p.verdict(now, Healthy, fmt.Sprintf("%d objects Current", len(obs))+p.httpSummary()+fmt.Sprintf(", soaked %s", p.opts.Soak))
 	}
 	if !now.Before(p.soakEnd().Add(p.opts.Timeout)) {
-		return p.verdict(now, TimedOut, oneLine(fmt.Sprintf("soak of %s not confirmed %s after it ended; last error: %s",
+		return p.verdict(now, TimedOut, text.OneLine(fmt.Sprintf("soak of %s not confirmed %s after it ended; last error: %s",
 			p.opts.Soak, p.opts.Timeout, p.lastErr), maxReason))
 	}
 	return nil

@@ -7,6 +7,8 @@ import (
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"github.com/fluxcd/cli-utils/pkg/object"
+
+	"ferry.dev/ferry/internal/text"
 )
 
 // Outcome is the conclusion of a health check.
@@ -58,7 +60,6 @@ const (
 	maxMessage     = 160 // one object's message inside a Reason
 	maxListed      = 3   // objects listed in a timeout Reason
 	maxReason      = 600 // a whole Reason
-	ellipsis       = "…"
 	reasonSeparate = "; "
 )
 
@@ -71,24 +72,13 @@ func describe(id object.ObjMetadata) string {
 	return id.GroupKind.Kind + " " + id.Namespace + "/" + id.Name
 }
 
-// oneLine collapses whitespace, newlines included, and cuts s to at most max
-// runes.
-func oneLine(s string, max int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	r := []rune(s)
-	if len(r) <= max {
-		return s
-	}
-	return string(r[:max-1]) + ellipsis
-}
-
 // failedReason names the first failed object, and counts the others.
 func failedReason(failed []ObjectStatus) string {
 	reason := describe(failed[0].ID) + ": " + failed[0].Message
 	if n := len(failed) - 1; n > 0 {
-		reason = oneLine(reason, maxReason-40) + fmt.Sprintf(" (and %d more failed)", n)
+		reason = text.OneLine(reason, maxReason-40) + fmt.Sprintf(" (and %d more failed)", n)
 	}
-	return oneLine(reason, maxReason)
+	return text.OneLine(reason, maxReason)
 }
 
 // timeoutReason lists the objects that are not Current with their messages,
@@ -100,7 +90,7 @@ func timeoutReason(after time.Duration, statuses []ObjectStatus, http []HTTPStat
 		if s.Status == status.CurrentStatus {
 			continue
 		}
-		pending = append(pending, fmt.Sprintf("%s %s: %s", describe(s.ID), s.Status, oneLine(s.Message, maxMessage)))
+		pending = append(pending, fmt.Sprintf("%s %s: %s", describe(s.ID), s.Status, text.OneLine(s.Message, maxMessage)))
 	}
 	var failing []string
 	for _, h := range http {
@@ -119,12 +109,12 @@ func timeoutReason(after time.Duration, statuses []ObjectStatus, http []HTTPStat
 		list(&b, failing)
 	}
 	if lastErr == nil {
-		return oneLine(b.String(), maxReason)
+		return text.OneLine(b.String(), maxReason)
 	}
 	// The last error goes at the end but must survive the cut, so the
 	// listing gives way to it.
-	tail := "; last error: " + oneLine(lastErr.Error(), maxMessage)
-	return oneLine(b.String(), maxReason-len([]rune(tail))) + tail
+	tail := "; last error: " + text.OneLine(lastErr.Error(), maxMessage)
+	return text.OneLine(b.String(), maxReason-len([]rune(tail))) + tail
 }
 
 // list writes the first maxListed of items, and how many more there are.

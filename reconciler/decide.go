@@ -10,18 +10,9 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"ferry.dev/ferry/apply"
+	"ferry.dev/ferry/internal/text"
 	"ferry.dev/ferry/source"
-)
-
-// Actions recorded on verdicts. Each verdict gets exactly one; a verdict
-// without one is a decision still to make, also after a restart.
-const (
-	actionHeld       = "held: "
-	actionPromoted   = "promoted to "
-	actionReverted   = "reverted by "
-	actionStalled    = "stalled: "
-	actionSuperseded = "superseded by a newer commit"
-	actionNone       = "none"
+	"ferry.dev/ferry/state"
 )
 
 // act makes the decision on rev's verdict, once: promote a healthy
@@ -35,33 +26,34 @@ func (r *Reconciler) act(ctx context.Context, rn *run) {
 		return
 	}
 	v, ok := st.VerdictFor(commit)
-	if !ok || v.Action != "" {
+	if !ok || !v.Action.IsZero() {
 		return
 	}
-	var action string
+	var action state.Action
 	switch {
-	case v.Outcome == OutcomeHealthy && r.env.Promote != nil:
+	case v.Outcome == state.OutcomeHealthy && r.env.Promote != nil:
 		action, err = r.promote(ctx, rn)
-	case v.Outcome == OutcomeHealthy:
-		action = actionNone
-	case v.Outcome == OutcomeQuarantined:
-		action = actionHeld + v.Reason
+	case v.Outcome == state.OutcomeHealthy:
+		action = state.None()
+	case v.Outcome == state.OutcomeQuarantined:
+		action = state.Held(v.Reason)
 	case r.env.OnFailure == "revert":
 		action, err = r.revert(ctx, rn, st, v)
 	default:
-		action = actionHeld + "onFailure is hold"
+		action = state.Held("onFailure is hold")
 	}
 	if err != nil {
 		// Transient (git unreachable, say): the next pass decides again.
 		rn.log.Error("decide", "error", err)
 		return
 	}
-	_, err = r.store.Update(ctx, r.env.Name, func(st *State) error {
+	_, err = r.store.Update(ctx, r.env.Name, func(st *state.State) error {
 		st.SetAction(commit, action)
-		if strings.HasPrefix(action, actionStalled) {
-			st.Phase, st.Message = PhaseStalled, strings.TrimPrefix(action, actionStalled)
-		} else if strings.HasPrefix(action, actionHeld) && v.Outcome != OutcomeHealthy {
-			st.Message = v.Reason + " (" + action + ")"
+		switch {
+		case action.Kind == state.ActionStalled:
+			st.Phase, st.Message = state.PhaseStalled, action.Reason
+		case action.Kind == state.ActionHeld && v.Outcome != state.OutcomeHealthy:
+			st.Message = v.Reason + " (" + action.String() + ")"
 		}
 		return nil
 	})
@@ -69,61 +61,61 @@ func (r *Reconciler) act(ctx context.Context, rn *run) {
 		rn.log.Error("record decision", "error", err)
 		return
 	}
-	rn.log.Info("decided", "action", action)
+	rn.log.Info("decided", "action", action.String())
 	r.announceAction(ctx, commit, v, action)
 }
 
 // revert writes a revert commit on the environment's branch whose tree is
 // the last healthy revision's, naming every commit since it, and pushes it
 // only while the failed commit is still the tip.
-func (r *Reconciler) revert(ctx context.Context, rn *run, st *State, v Verdict) (string, error) {
+func (r *Reconciler) revert(ctx context.Context, rn *run, st *state.State, v state.Verdict) (state.Action, error) {
 	c := rn.rev.Commit
 	if len(source.Trailer(c.Message, source.TrailerReverted)) > 0 {
-		return actionStalled + fmt.Sprintf("the revert %s failed too (%s); ferry does not revert a revert, a person must fix %s", c.Hash.String()[:7], v.Reason, r.env.Branch), nil
+		return state.Stalled(fmt.Sprintf("the revert %s failed too (%s); ferry does not revert a revert, a person must fix %s", state.Short(c.Hash.String()), v.Reason, r.env.Branch)), nil
 	}
 	if st.LastHealthy == nil {
-		return actionHeld + "no healthy revision to revert to (first deploy)", nil
+		return state.Held("no healthy revision to revert to (first deploy)"), nil
 	}
 	lkg := plumbing.NewHash(st.LastHealthy.Commit)
 	undone, err := r.env.Repo.FirstParents(c.Hash, lkg, 200)
 	if err != nil {
-		return actionHeld + "the last healthy revision is not in the branch's history: " + err.Error(), nil
+		return state.Held("the last healthy revision is not in the branch's history: " + err.Error()), nil
 	}
 	lkgRev, err := r.env.Repo.Revision(lkg)
 	if err != nil {
-		return "", err
+		return state.Action{}, err
 	}
 	if reason, err := r.destructive(ctx, lkgRev.Tree, st.Inventory); err != nil || reason != "" {
 		if err != nil {
-			return "", err
+			return state.Action{}, err
 		}
-		return actionHeld + "the revert " + reason, nil
+		return state.Held("the revert " + reason), nil
 	}
 	// Quarantine first: a crash after the push must not let the failed
 	// rendering back in.
 	if v.Digest != "" {
-		if _, err := r.store.Update(ctx, r.env.Name, func(st *State) error {
+		if _, err := r.store.Update(ctx, r.env.Name, func(st *state.State) error {
 			if _, ok := st.Quarantined(v.Digest); !ok {
-				st.Quarantine = append(st.Quarantine, Quarantined{Digest: v.Digest, Commit: c.Hash.String(), Reason: v.Reason, Time: r.now()})
+				st.Quarantine = append(st.Quarantine, state.Quarantined{Digest: v.Digest, Commit: c.Hash.String(), Reason: v.Reason, Time: r.now()})
 			}
 			return nil
 		}); err != nil {
-			return "", err
+			return state.Action{}, err
 		}
 	}
 	rev, err := r.env.Repo.CommitTree(lkgRev.Commit.TreeHash, []plumbing.Hash{c.Hash}, revertMessage(undone, v.Reason), r.now())
 	if err != nil {
-		return "", err
+		return state.Action{}, err
 	}
 	if err := r.env.Repo.Push(ctx, r.env.Branch, rev.Hash(), c.Hash); err != nil {
 		if errors.Is(err, source.ErrRejected) {
-			return actionSuperseded, nil
+			return state.Superseded(), nil
 		}
-		return "", err
+		return state.Action{}, err
 	}
 	rn.log.Info("reverted", "revert", rev.Short(), "undone", len(undone))
 	r.watcher.Trigger()
-	return actionReverted + rev.Short(), nil
+	return state.Reverted(rev.Hash().String()), nil
 }
 
 // revertMessage is git's own revert form, one "This reverts" line per
@@ -143,48 +135,40 @@ func revertMessage(undone []*object.Commit, reason string) string {
 	for _, c := range undone {
 		fmt.Fprintf(&b, "%s: %s\n", source.TrailerReverted, c.Hash)
 	}
-	fmt.Fprintf(&b, "%s: %s\n", source.TrailerReason, oneLine(reason, 200))
+	fmt.Fprintf(&b, "%s: %s\n", source.TrailerReason, text.OneLine(reason, 200))
 	return b.String()
-}
-
-func oneLine(s string, max int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > max {
-		s = s[:max-1] + "…"
-	}
-	return s
 }
 
 // promote moves the verified revision to the target environment's branch:
 // a fast-forward when possible, else a promotion commit on the target's
 // tip with exactly the verified tree. It never drops a commit the target
 // has and the revision lacks, other than ferry's own.
-func (r *Reconciler) promote(ctx context.Context, rn *run) (string, error) {
+func (r *Reconciler) promote(ctx context.Context, rn *run) (state.Action, error) {
 	t := r.env.Promote.Target
 	to := t.env.Name
 	if r.env.Promote.RequireSoak && r.env.Health.Soak == 0 {
-		return actionHeld + "requireSoak is set and the environment has no soak", nil
+		return state.Held("requireSoak is set and the environment has no soak"), nil
 	}
 	if t.env.Repo != r.env.Repo {
-		return actionHeld + "promotion into another repository is not supported", nil
+		return state.Held("promotion into another repository is not supported"), nil
 	}
 	c := rn.rev.Commit
 	res, err := t.renderer.Render(ctx, rn.rev.Tree, t.env.Path)
 	if err != nil {
-		return actionHeld + fmt.Sprintf("%s does not render at %s: %v", to, c.Hash.String()[:7], err), nil
+		return state.Held(fmt.Sprintf("%s does not render at %s: %v", to, state.Short(c.Hash.String()), err)), nil
 	}
 	tst, err := t.store.Load(ctx, to)
 	if err != nil {
-		return "", err
+		return state.Action{}, err
 	}
 	if q, ok := tst.Quarantined(res.Digest); ok {
-		return actionHeld + fmt.Sprintf("%s renders identical to %s, reverted there", to, q.Commit[:7]), nil
+		return state.Held(fmt.Sprintf("%s renders identical to %s, reverted there", to, state.Short(q.Commit))), nil
 	}
 	if reason, err := t.destructive(ctx, rn.rev.Tree, tst.Inventory); err != nil || reason != "" {
 		if err != nil {
-			return "", err
+			return state.Action{}, err
 		}
-		return actionHeld + "promoting to " + to + " " + reason, nil
+		return state.Held("promoting to " + to + " " + reason), nil
 	}
 	if r.env.Promote.PullRequest {
 		return r.promoteByPullRequest(ctx, rn, t)
@@ -199,52 +183,52 @@ func (r *Reconciler) promote(ctx context.Context, rn *run) (string, error) {
 		}
 		return action, err
 	}
-	return "", fmt.Errorf("promote to %s: the branch kept moving", to)
+	return state.Action{}, fmt.Errorf("promote to %s: the branch kept moving", to)
 }
 
-func (r *Reconciler) promoteOnce(ctx context.Context, c *object.Commit, t *Reconciler) (string, error) {
+func (r *Reconciler) promoteOnce(ctx context.Context, c *object.Commit, t *Reconciler) (state.Action, error) {
 	repo, to := t.env.Repo, t.env.Name
 	tip, err := repo.Fetch(ctx, t.env.Branch)
 	if err != nil {
-		return "", err
+		return state.Action{}, err
 	}
 	if tip.Commit.TreeHash == c.TreeHash {
-		return actionPromoted + to, nil // already there, e.g. before a crash
+		return state.Promoted(to, ""), nil // already there, e.g. before a crash
 	}
 	ff, err := repo.IsAncestor(tip.Hash(), c.Hash)
 	if err != nil {
-		return "", err
+		return state.Action{}, err
 	}
 	if ff {
-		return actionPromoted + to, repo.Push(ctx, t.env.Branch, c.Hash, tip.Hash())
+		return state.Promoted(to, ""), repo.Push(ctx, t.env.Branch, c.Hash, tip.Hash())
 	}
-	if held, err := r.divergence(tip.Hash(), c, t); err != nil || held != "" {
+	if held, err := r.divergence(tip.Hash(), c, t); err != nil || !held.IsZero() {
 		return held, err
 	}
 	rev, err := repo.CommitTree(c.TreeHash, []plumbing.Hash{tip.Hash()}, r.promotionMessage(c), r.now())
 	if err != nil {
-		return "", err
+		return state.Action{}, err
 	}
-	return actionPromoted + to, repo.Push(ctx, t.env.Branch, rev.Hash(), tip.Hash())
+	return state.Promoted(to, ""), repo.Push(ctx, t.env.Branch, rev.Hash(), tip.Hash())
 }
 
 // divergence says why promoting c onto the target's tip would drop a
 // commit someone made there (a hotfix), or "" when it would not.
-func (r *Reconciler) divergence(tip plumbing.Hash, c *object.Commit, t *Reconciler) (string, error) {
+func (r *Reconciler) divergence(tip plumbing.Hash, c *object.Commit, t *Reconciler) (state.Action, error) {
 	missing, err := t.env.Repo.Missing(tip, c.Hash)
 	if err != nil {
-		return "", err
+		return state.Action{}, err
 	}
 	for _, m := range missing {
 		if !ferryCommit(m) {
-			return actionHeld + fmt.Sprintf("%s has %s (%s) that %s lacks", t.env.Branch, m.Hash.String()[:7], source.Subject(m.Message), r.env.Branch), nil
+			return state.Held(fmt.Sprintf("%s has %s (%s) that %s lacks", t.env.Branch, state.Short(m.Hash.String()), source.Subject(m.Message), r.env.Branch)), nil
 		}
 	}
-	return "", nil
+	return state.Action{}, nil
 }
 
 func (r *Reconciler) promotionMessage(c *object.Commit) string {
-	return fmt.Sprintf("Promote %s@%s: %s\n\n%s: %s@%s\n", r.env.Name, c.Hash.String()[:7], source.Subject(c.Message),
+	return fmt.Sprintf("Promote %s@%s: %s\n\n%s: %s@%s\n", r.env.Name, state.Short(c.Hash.String()), source.Subject(c.Message),
 		source.TrailerPromotedFrom, r.env.Name, c.Hash)
 }
 

@@ -10,19 +10,11 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"ferry.dev/ferry/apply"
 	"ferry.dev/ferry/config"
-	"ferry.dev/ferry/health"
+	"ferry.dev/ferry/forge"
 	"ferry.dev/ferry/render"
-	"ferry.dev/ferry/report"
-	"ferry.dev/ferry/source"
+	"ferry.dev/ferry/server"
+	"ferry.dev/ferry/state"
 )
 
 // Options configures a Manager beyond the configuration file.
@@ -33,14 +25,14 @@ type Options struct {
 	// Log receives structured logs (default slog.Default()).
 	Log *slog.Logger
 	// PullRequests opens promotion pull requests (pull-request mode).
-	PullRequests PullRequests
+	PullRequests forge.PullRequests
 	// Forge lists open pull requests, to plan them; nil plans only those
 	// announced by webhooks.
 	Forge pullRequestLister
 	// Reporter posts commit statuses; nil posts none.
-	Reporter *report.Reporter
+	Reporter *forge.Reporter
 	// Metrics records Prometheus metrics; nil records none.
-	Metrics *report.Metrics
+	Metrics *server.Metrics
 	// ExternalURL is where people reach ferry, for the links in statuses.
 	ExternalURL string
 }
@@ -61,11 +53,8 @@ func (o Options) withDefaults() Options {
 
 // Manager runs the reconcilers of every configured environment.
 type Manager struct {
-	cfg  *config.Config
-	envs map[string]*Reconciler
-	// Clients holds a client per environment's cluster, for the CLI.
-	clients map[string]client.Client
-	stores  map[string]*Store
+	cfg     *config.Config
+	envs    map[string]*Reconciler
 	planned planned
 	pulls   pullRequestLister
 	// planEvery is how often open pull requests are polled for plans.
@@ -73,63 +62,22 @@ type Manager struct {
 }
 
 // NewManager wires every environment of cfg: one persistent clone per
-// repository URL, one client per cluster, one state store per cluster.
+// repository URL, one client and state store per cluster, and links each
+// environment to the one it promotes into.
 func NewManager(ctx context.Context, cfg *config.Config, opts Options) (*Manager, error) {
-	opts = opts.withDefaults()
 	opts.Metrics.Init(envNames(cfg)...)
-	m := &Manager{cfg: cfg, envs: map[string]*Reconciler{}, clients: map[string]client.Client{}, stores: map[string]*Store{},
-		pulls: opts.Forge, planEvery: time.Minute}
-	for _, e := range cfg.Environments {
-		m.planEvery = min(m.planEvery, e.Source.Interval)
-	}
+	m := &Manager{cfg: cfg, envs: map[string]*Reconciler{}, pulls: opts.Forge, planEvery: time.Minute}
+	w := newWiring(cfg, opts)
 	renderer := render.NewRenderer(render.DefaultOptions())
-	repos := map[string]*source.Repository{}
-	clusters := map[config.Cluster]client.Client{}
 	var errs []error
 	for _, env := range cfg.Environments {
-		c, ok := clusters[env.Cluster]
-		if !ok {
-			var err error
-			if c, err = NewClient(env.Cluster); err != nil {
-				errs = append(errs, fmt.Errorf("environment %s: %w", env.Name, err))
-				continue
-			}
-			clusters[env.Cluster] = c
-		}
-		creds, err := credentials(ctx, c, cfg.Namespace, env.Source.Auth)
+		m.planEvery = min(m.planEvery, env.Source.Interval)
+		r, err := w.reconciler(ctx, env.Name, renderer)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("environment %s: %w", env.Name, err))
+			errs = append(errs, err)
 			continue
 		}
-		key := env.Source.URL + "\x00" + env.Source.Auth.TokenFile + env.Source.Auth.SSHKeyFile + env.Source.Auth.SecretRef
-		repo, ok := repos[key]
-		if !ok {
-			if repo, err = source.Open(env.Source.URL, creds, opts.CacheDir); err != nil {
-				errs = append(errs, fmt.Errorf("environment %s: %w", env.Name, err))
-				continue
-			}
-			repos[key] = repo
-		}
-		wopts := source.DefaultWatchOptions()
-		wopts.Interval = env.Source.Interval
-		w := source.NewWatcher(repo, env.Source.Branch, wopts)
-		aopts := apply.DefaultOptions()
-		aopts.Environment, aopts.DefaultNamespace, aopts.Force = env.Name, env.Namespace, env.Force
-		hopts, err := env.Health.Options()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("environment %s: %w", env.Name, err))
-			continue
-		}
-		store := NewStore(c, cfg.Namespace)
-		r := New(Environment{Name: env.Name, Path: env.Source.Path, Interval: env.Source.Interval, Prune: env.PruneEnabled(), Health: hopts,
-			Repo: repo, Branch: env.Source.Branch, OnFailure: env.OnFailure, MaxPruneFraction: env.MaxPruneFraction,
-			AllowDestructive: env.AllowDestructive},
-			w, renderer, apply.New(c, aopts), health.NewChecker(c), store, opts.Log)
-		r.notify = notifier{reporter: opts.Reporter, metrics: opts.Metrics, externalURL: opts.ExternalURL, client: c, namespace: cfg.Namespace}
-		if repo, err := report.ParseRepo(env.Source.URL); err == nil {
-			r.notify.repo, r.notify.hasRepo = repo, true
-		}
-		m.envs[env.Name], m.clients[env.Name], m.stores[env.Name] = r, c, store
+		m.envs[env.Name] = r
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -151,10 +99,8 @@ func NewManager(ctx context.Context, cfg *config.Config, opts Options) (*Manager
 			m.envs[env.Name].pulls = opts.PullRequests
 		}
 	}
-	for _, c := range clusters {
-		if err := ensureNamespace(ctx, c, cfg.Namespace); err != nil {
-			return nil, err
-		}
+	if err := w.ensureNamespaces(ctx); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -205,77 +151,12 @@ func (m *Manager) Trigger(env string) bool {
 }
 
 // Store returns the state store of env's cluster.
-func (m *Manager) Store(env string) (*Store, bool) {
-	s, ok := m.stores[env]
-	return s, ok
-}
-
-// NewClient returns a client for a configured cluster: its kubeconfig and
-// context, or, when empty, $KUBECONFIG, ~/.kube/config or the in-cluster
-// ServiceAccount. Client-side rate limiting is off; the API server's
-// priority and fairness does the limiting.
-func NewClient(cl config.Cluster) (client.Client, error) {
-	cfg, err := RESTConfig(cl)
-	if err != nil {
-		return nil, err
+func (m *Manager) Store(env string) (*state.Store, bool) {
+	r, ok := m.envs[env]
+	if !ok {
+		return nil, false
 	}
-	c, err := client.New(cfg, client.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("cluster %s: %w", cfg.Host, err)
-	}
-	return c, nil
-}
-
-// RESTConfig loads the REST config of a configured cluster.
-func RESTConfig(cl config.Cluster) (*rest.Config, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if cl.Kubeconfig != "" {
-		rules.ExplicitPath = cl.Kubeconfig
-	}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
-		&clientcmd.ConfigOverrides{CurrentContext: cl.Context}).ClientConfig()
-	if err != nil {
-		if cl.Kubeconfig == "" {
-			if ic, ierr := rest.InClusterConfig(); ierr == nil {
-				cfg, err = ic, nil
-			}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("kubeconfig %q: %w (set cluster.kubeconfig, $KUBECONFIG, or run in a cluster)", cl.Kubeconfig, err)
-		}
-	}
-	cfg = rest.CopyConfig(cfg)
-	cfg.QPS, cfg.Burst = -1, -1
-	cfg.UserAgent = "ferry"
-	return cfg, nil
-}
-
-// credentials resolves an environment's git credentials. Files are read at
-// every use by the source package; a Secret is read once here.
-func credentials(ctx context.Context, c client.Client, namespace string, a config.Auth) (source.Credentials, error) {
-	creds := source.Credentials{TokenFile: a.TokenFile, Username: a.Username, PasswordFile: a.PasswordFile,
-		SSHKeyFile: a.SSHKeyFile, KnownHostsFile: a.KnownHostsFile}
-	if a.SecretRef == "" {
-		return creds, nil
-	}
-	s := &corev1.Secret{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: a.SecretRef}, s); err != nil {
-		return creds, fmt.Errorf("git credentials Secret %s/%s: %w", namespace, a.SecretRef, err)
-	}
-	creds.Token = string(s.Data["token"])
-	creds.Username = string(s.Data["username"])
-	creds.Password = string(s.Data["password"])
-	creds.SSHKey = s.Data["identity"]
-	creds.KnownHosts = s.Data["known_hosts"]
-	return creds, nil
-}
-
-func ensureNamespace(ctx context.Context, c client.Client, name string) error {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) && !apierrors.IsForbidden(err) {
-		return fmt.Errorf("ferry namespace %s: %w", name, err)
-	}
-	return nil
+	return r.store, true
 }
 
 func envNames(cfg *config.Config) []string {
@@ -298,5 +179,5 @@ func postsStatuses(m *Manager) bool {
 
 // pullRequestLister lists the open pull requests into a branch.
 type pullRequestLister interface {
-	OpenPullRequests(ctx context.Context, repo report.Repo, base string) ([]report.PullRequest, error)
+	OpenPullRequests(ctx context.Context, repo forge.Repo, base string) ([]forge.PullRequest, error)
 }

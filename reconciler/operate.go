@@ -3,69 +3,33 @@ package reconciler
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"ferry.dev/ferry/config"
 	"ferry.dev/ferry/source"
+	"ferry.dev/ferry/state"
 )
 
-// envHandle is what a one-shot command needs of one environment.
-type envHandle struct {
-	env    *config.Environment
-	client client.Client
-	store  *Store
-	repo   *source.Repository
-}
-
-func openEnvironment(ctx context.Context, cfg *config.Config, name string, opts Options) (*envHandle, error) {
-	env, ok := cfg.Environment(name)
-	if !ok {
-		return nil, fmt.Errorf("environment %q is not configured", name)
-	}
-	opts = opts.withDefaults()
-	c, err := NewClient(env.Cluster)
-	if err != nil {
-		return nil, err
-	}
-	creds, err := credentials(ctx, c, cfg.Namespace, env.Source.Auth)
-	if err != nil {
-		return nil, err
-	}
-	repo, err := source.Open(env.Source.URL, creds, opts.CacheDir)
-	if err != nil {
-		return nil, err
-	}
-	return &envHandle{env: env, client: c, store: NewStore(c, cfg.Namespace), repo: repo}, nil
-}
-
 // LoadState returns the state of a configured environment.
-func LoadState(ctx context.Context, cfg *config.Config, name string, opts Options) (*State, error) {
-	env, ok := cfg.Environment(name)
-	if !ok {
-		return nil, fmt.Errorf("environment %q is not configured", name)
-	}
-	c, err := NewClient(env.Cluster)
+func LoadState(ctx context.Context, cfg *config.Config, name string, opts Options) (*state.State, error) {
+	wd, err := newWiring(cfg, opts).wire(name)
 	if err != nil {
 		return nil, err
 	}
-	return NewStore(c, cfg.Namespace).Load(ctx, name)
+	return wd.store.Load(ctx, name)
 }
 
 // Release lifts the quarantine of a digest (or of the commit that was
 // reverted for it), so the loop evaluates the commits rendering to it again.
-func Release(ctx context.Context, cfg *config.Config, name, digestOrSHA string, opts Options) ([]Quarantined, error) {
-	env, ok := cfg.Environment(name)
-	if !ok {
-		return nil, fmt.Errorf("environment %q is not configured", name)
-	}
-	c, err := NewClient(env.Cluster)
+func Release(ctx context.Context, cfg *config.Config, name, digestOrSHA string, opts Options) ([]state.Quarantined, error) {
+	wd, err := newWiring(cfg, opts).wire(name)
 	if err != nil {
 		return nil, err
 	}
-	var released []Quarantined
-	_, err = NewStore(c, cfg.Namespace).Update(ctx, name, func(st *State) error {
+	var released []state.Quarantined
+	_, err = wd.store.Update(ctx, name, func(st *state.State) error {
 		released = st.Release(digestOrSHA)
 		if len(released) == 0 {
 			return fmt.Errorf("%s: nothing quarantined matches %q", name, digestOrSHA)
@@ -80,15 +44,15 @@ func Release(ctx context.Context, cfg *config.Config, name, digestOrSHA string, 
 // which must have been healthy), naming every commit it undoes, pushed as
 // a compare-and-swap on the current tip. It returns the new commit.
 func Rollback(ctx context.Context, cfg *config.Config, name, to string, opts Options) (*source.Revision, error) {
-	h, err := openEnvironment(ctx, cfg, name, opts)
+	wd, repo, err := newWiring(cfg, opts).wireWithRepository(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	st, err := h.store.Load(ctx, name)
+	st, err := wd.store.Load(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	tip, err := h.repo.Fetch(ctx, h.env.Source.Branch)
+	tip, err := repo.Fetch(ctx, wd.env.Source.Branch)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +64,7 @@ func Rollback(ctx context.Context, cfg *config.Config, name, to string, opts Opt
 		target = st.LastHealthy.Commit
 	default:
 		for _, v := range st.History {
-			if v.Outcome == OutcomeHealthy && len(to) >= 7 && len(v.Commit) >= len(to) && v.Commit[:len(to)] == to {
+			if v.Outcome == state.OutcomeHealthy && len(to) >= 7 && state.SameCommit(v.Commit, to) {
 				target = v.Commit
 				break
 			}
@@ -110,22 +74,22 @@ func Rollback(ctx context.Context, cfg *config.Config, name, to string, opts Opt
 		}
 	}
 	if target == tip.Hash().String() {
-		return nil, fmt.Errorf("%s is already at %s", name, target[:7])
+		return nil, fmt.Errorf("%s is already at %s", name, state.Short(target))
 	}
-	undone, err := h.repo.FirstParents(tip.Hash(), plumbing.NewHash(target), 500)
+	undone, err := repo.FirstParents(tip.Hash(), plumbing.NewHash(target), 500)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	targetRev, err := h.repo.Revision(plumbing.NewHash(target))
+	targetRev, err := repo.Revision(plumbing.NewHash(target))
 	if err != nil {
 		return nil, err
 	}
-	msg := revertMessage(undone, "rolled back by a person to "+target[:7]+" (ferry rollback)")
-	rev, err := h.repo.CommitTree(targetRev.Commit.TreeHash, []plumbing.Hash{tip.Hash()}, msg, timeNow())
+	msg := revertMessage(undone, "rolled back by a person to "+state.Short(target)+" (ferry rollback)")
+	rev, err := repo.CommitTree(targetRev.Commit.TreeHash, []plumbing.Hash{tip.Hash()}, msg, time.Now())
 	if err != nil {
 		return nil, err
 	}
-	if err := h.repo.Push(ctx, h.env.Source.Branch, rev.Hash(), tip.Hash()); err != nil {
+	if err := repo.Push(ctx, wd.env.Source.Branch, rev.Hash(), tip.Hash()); err != nil {
 		return nil, err
 	}
 	return rev, nil

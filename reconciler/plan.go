@@ -21,11 +21,11 @@ type Preview struct {
 // and dry-runs it against env's cluster, including what would be pruned.
 // Nothing is written to the cluster or the state.
 func PlanEnvironment(ctx context.Context, cfg *config.Config, name, ref string, opts Options) (*Preview, error) {
-	h, err := openEnvironment(ctx, cfg, name, opts)
+	wd, repo, err := newWiring(cfg, opts).wireWithRepository(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	env, c, repo := h.env, h.client, h.repo
+	env := wd.env
 	if ref == "" {
 		ref = env.Source.Branch
 	}
@@ -37,13 +37,11 @@ func PlanEnvironment(ctx context.Context, cfg *config.Config, name, ref string, 
 	if err != nil {
 		return nil, fmt.Errorf("%s render %s: %w", name, env.Source.Path, err)
 	}
-	st, err := NewStore(c, cfg.Namespace).Load(ctx, name)
+	st, err := wd.store.Load(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	aopts := apply.DefaultOptions()
-	aopts.Environment, aopts.DefaultNamespace, aopts.Force = env.Name, env.Namespace, env.Force
-	plan, err := apply.New(c, aopts).Plan(ctx, res.Objects, st.Inventory)
+	plan, err := wd.applier().Plan(ctx, res.Objects, st.Inventory)
 	if err != nil {
 		return nil, fmt.Errorf("%s dry-run: %w", name, err)
 	}

@@ -6,89 +6,64 @@ import (
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
 
-	"ferry.dev/ferry/report"
+	"ferry.dev/ferry/forge"
+	"ferry.dev/ferry/source"
+	"ferry.dev/ferry/state"
 )
 
-// PullRequests lists, opens and closes pull requests on the forge, for
-// pull-request-mode promotion. The report providers implement it.
-type PullRequests interface {
-	OpenPullRequests(ctx context.Context, repo report.Repo, base string) ([]report.PullRequest, error)
-	report.PullRequestOpener
-}
-
-// promoteBranchPrefix starts the branches of promotion pull requests into env.
-func promoteBranchPrefix(env string) string { return "ferry/promote/" + env + "/" }
-
-// promoteByPullRequest pushes ferry/promote/<to>/<short> with what a push
-// promotion would put on the target branch, and opens one pull request
-// for it with the evidence. An open promotion pull request for an older
-// commit is closed with a pointer to the new one. A commit that already
-// has its pull request gets no second one.
-func (r *Reconciler) promoteByPullRequest(ctx context.Context, rn *run, t *Reconciler) (string, error) {
+// promoteByPullRequest proposes the verified commit to the target
+// environment as a pull request (forge.Propose): its branch
+// ferry/promote/<to>/<short> holds what a push promotion would put on the
+// target branch, and its body the evidence. A commit that has its pull
+// request gets no second one; older promotion pull requests are closed.
+func (r *Reconciler) promoteByPullRequest(ctx context.Context, rn *run, t *Reconciler) (state.Action, error) {
 	if r.pulls == nil {
-		return actionHeld + "pull-request promotion needs report.provider (github, gitlab or gitea)", nil
+		return state.Held("pull-request promotion needs report.provider (github, gitlab or gitea)"), nil
 	}
 	c := rn.rev.Commit
 	repo, to := t.env.Repo, t.env.Name
-	forgeRepo, err := report.ParseRepo(repo.URL())
+	forgeRepo, err := forge.ParseRepo(repo.URL())
 	if err != nil {
-		return actionHeld + "pull-request promotion: " + err.Error(), nil
+		return state.Held("pull-request promotion: " + err.Error()), nil
 	}
-	branch := promoteBranchPrefix(to) + c.Hash.String()[:7]
-	open, err := r.pulls.OpenPullRequests(ctx, forgeRepo, t.env.Branch)
-	if err != nil {
-		return "", err
-	}
-	for _, pr := range open {
-		if pr.Branch == branch {
-			return actionPromoted + to + " (pull request " + prRef(pr) + ")", nil
+	p := forge.Promotion{Repo: forgeRepo, Environment: to, Base: t.env.Branch, Commit: c.Hash.String(),
+		Title: fmt.Sprintf("Promote %s@%s to %s: %s", r.env.Name, state.Short(c.Hash.String()), to, source.Subject(c.Message)),
+		Body:  r.evidence(ctx, rn)}
+	var held state.Action
+	push := func(ctx context.Context) (bool, error) {
+		tip, err := repo.Fetch(ctx, t.env.Branch)
+		if err != nil || tip.Commit.TreeHash == c.TreeHash {
+			return false, err // nothing to propose when the target has the tree
 		}
-	}
-	tip, err := repo.Fetch(ctx, t.env.Branch)
-	if err != nil {
-		return "", err
-	}
-	if tip.Commit.TreeHash == c.TreeHash {
-		return actionPromoted + to, nil // nothing to propose
-	}
-	head := c.Hash
-	if ff, err := repo.IsAncestor(tip.Hash(), c.Hash); err != nil {
-		return "", err
-	} else if !ff {
-		if held, err := r.divergence(tip.Hash(), c, t); err != nil || held != "" {
-			return held, err
-		}
-		rev, err := repo.CommitTree(c.TreeHash, []plumbing.Hash{tip.Hash()}, r.promotionMessage(c), r.now())
-		if err != nil {
-			return "", err
-		}
-		head = rev.Hash()
-	}
-	if err := repo.Push(ctx, branch, head, plumbing.ZeroHash); err != nil {
-		return "", err
-	}
-	title := fmt.Sprintf("Promote %s@%s to %s: %s", r.env.Name, c.Hash.String()[:7], to, subjectOf(c))
-	pr, err := r.pulls.CreatePullRequest(ctx, forgeRepo, branch, t.env.Branch, title, r.evidence(ctx, rn))
-	if err != nil {
-		return "", err
-	}
-	for _, old := range open {
-		if strings.HasPrefix(old.Branch, promoteBranchPrefix(to)) {
-			if err := r.pulls.ClosePullRequest(ctx, forgeRepo, old.Number, "Superseded by "+prRef(pr)+", which promotes a newer verified commit."); err != nil {
-				rn.log.Error("close superseded promotion pull request", "number", old.Number, "error", err)
+		head := c.Hash
+		if ff, err := repo.IsAncestor(tip.Hash(), c.Hash); err != nil {
+			return false, err
+		} else if !ff {
+			if held, err = r.divergence(tip.Hash(), c, t); err != nil || !held.IsZero() {
+				return false, err
 			}
+			rev, err := repo.CommitTree(c.TreeHash, []plumbing.Hash{tip.Hash()}, r.promotionMessage(c), r.now())
+			if err != nil {
+				return false, err
+			}
+			head = rev.Hash()
 		}
+		return true, repo.Push(ctx, p.Branch(), head, plumbing.ZeroHash)
 	}
-	return actionPromoted + to + " (pull request " + prRef(pr) + ")", nil
-}
-
-func prRef(pr report.PullRequest) string { return fmt.Sprintf("#%d", pr.Number) }
-
-func subjectOf(c *object.Commit) string {
-	s, _, _ := strings.Cut(strings.TrimSpace(c.Message), "\n")
-	return s
+	proposal, err := forge.Propose(ctx, r.pulls, p, push)
+	switch {
+	case err != nil:
+		return state.Action{}, err
+	case !held.IsZero():
+		return held, nil
+	case proposal.PullRequest.Number == 0:
+		return state.Promoted(to, ""), nil
+	}
+	if proposal.NotClosed != nil {
+		rn.log.Error("close superseded promotion pull requests", "error", proposal.NotClosed)
+	}
+	return state.Promoted(to, "pull request "+proposal.PullRequest.Ref()), nil
 }
 
 // evidence is the body of a promotion pull request: the verdict the
@@ -96,7 +71,7 @@ func subjectOf(c *object.Commit) string {
 func (r *Reconciler) evidence(ctx context.Context, rn *run) string {
 	commit := rn.rev.Commit.Hash.String()
 	var b strings.Builder
-	fmt.Fprintf(&b, "ferry verified `%s` in **%s** and promotes exactly that tree.\n\n", commit[:7], r.env.Name)
+	fmt.Fprintf(&b, "ferry verified `%s` in **%s** and promotes exactly that tree.\n\n", state.Short(commit), r.env.Name)
 	if st, err := r.store.Load(ctx, r.env.Name); err == nil {
 		if v, ok := st.VerdictFor(commit); ok {
 			fmt.Fprintf(&b, "| | |\n|---|---|\n| verdict | %s |\n| reason | %s |\n| digest | `%s` |\n| verified in | %s |\n",

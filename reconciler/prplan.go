@@ -7,7 +7,7 @@ import (
 
 	"github.com/fluxcd/pkg/ssa"
 
-	"ferry.dev/ferry/report"
+	"ferry.dev/ferry/forge"
 )
 
 // planned remembers which pull request heads were planned, per environment.
@@ -36,22 +36,22 @@ func (p *planned) first(env, head string) bool {
 // later pushes. It renders the pull request's head and dry-runs it against
 // the environment's cluster; nothing is written there. A head already
 // planned is not planned again.
-func (m *Manager) PlanPullRequest(ctx context.Context, repo report.Repo, number int, head, base string) {
+func (m *Manager) PlanPullRequest(ctx context.Context, repo forge.Repo, number int, head, base string) {
 	for _, name := range m.Watches(repo, base) {
 		r := m.envs[name]
 		if r.notify.reporter == nil || !m.planned.first(name, head) {
 			continue
 		}
 		plan := r.plan(ctx, number, head)
-		r.notify.reporter.Post(r.notify.repo, plan.Status(report.TargetURL(r.notify.externalURL, name, head)))
+		r.notify.reporter.Post(r.notify.repo, plan.Status(forge.TargetURL(r.notify.externalURL, name, head)))
 		r.notify.reporter.Comment(r.notify.repo, number, plan.Marker(), plan.Comment())
 		r.log.Info("planned pull request", "number", number, "head", head[:min(7, len(head))], "summary", plan.Summary())
 	}
 }
 
 // plan renders and dry-runs the head of pull request number.
-func (r *Reconciler) plan(ctx context.Context, number int, head string) report.Plan {
-	p := report.Plan{Environment: r.env.Name, Commit: head}
+func (r *Reconciler) plan(ctx context.Context, number int, head string) forge.Plan {
+	p := forge.Plan{Environment: r.env.Name, Commit: head}
 	rev, err := r.env.Repo.FetchRef(ctx, fmt.Sprintf("refs/pull/%d/head", number))
 	if err != nil {
 		p.Err = err.Error()
@@ -82,7 +82,7 @@ func (r *Reconciler) plan(ctx context.Context, number int, head string) report.P
 		if o.Action == ssa.DeletedAction {
 			action = "pruned"
 		}
-		p.Objects = append(p.Objects, report.PlanObject{Subject: o.Subject, Action: action, Diff: o.Unified})
+		p.Objects = append(p.Objects, forge.PlanObject{Subject: o.Subject, Action: action, Diff: o.Unified})
 	}
 	return p
 }

@@ -1,5 +1,5 @@
 // Package reconciler runs each environment's loop: fetch, render, apply,
-// prune, verify, decide, report. It is the only package that knows the
+// prune, verify, decide, forge. It is the only package that knows the
 // order; each step is a short function that records its phase in the state
 // store, so status and badges show where an environment stands.
 package reconciler
@@ -15,10 +15,11 @@ import (
 	"github.com/fluxcd/pkg/ssa"
 
 	"ferry.dev/ferry/apply"
+	"ferry.dev/ferry/forge"
 	"ferry.dev/ferry/health"
 	"ferry.dev/ferry/render"
-	"ferry.dev/ferry/report"
 	"ferry.dev/ferry/source"
+	"ferry.dev/ferry/state"
 )
 
 // Environment is one environment's wiring, built from configuration.
@@ -63,18 +64,18 @@ type Reconciler struct {
 	renderer *render.Renderer
 	applier  *apply.Applier
 	checker  *health.Checker
-	store    *Store
+	store    *state.Store
 	log      *slog.Logger
 	now      func() time.Time
 	// sourceErr is the source error last recorded in the state.
 	sourceErr string
 	// pulls opens promotion pull requests; nil without a forge.
-	pulls  PullRequests
+	pulls  forge.PullRequests
 	notify notifier
 }
 
 // New wires a Reconciler for env.
-func New(env Environment, w *source.Watcher, r *render.Renderer, a *apply.Applier, c *health.Checker, s *Store, log *slog.Logger) *Reconciler {
+func New(env Environment, w *source.Watcher, r *render.Renderer, a *apply.Applier, c *health.Checker, s *state.Store, log *slog.Logger) *Reconciler {
 	return &Reconciler{env: env, watcher: w, renderer: r, applier: a, checker: c, store: s,
 		log: log.With("environment", env.Name), now: time.Now}
 }
@@ -127,7 +128,7 @@ func (r *Reconciler) noteSource(ctx context.Context) {
 	} else {
 		r.log.Info("source recovered")
 	}
-	if _, err := r.store.Update(ctx, r.env.Name, func(st *State) error {
+	if _, err := r.store.Update(ctx, r.env.Name, func(st *state.State) error {
 		st.SourceError = msg
 		return nil
 	}); err == nil {
@@ -155,7 +156,7 @@ func (r *Reconciler) reconcile(ctx context.Context, rev *source.Revision) *sourc
 		return nil
 	}
 	commit := rev.Commit.Hash.String()
-	rn := &run{rev: rev, started: r.now(), log: r.log.With("revision", commit[:7])}
+	rn := &run{rev: rev, started: r.now(), log: r.log.With("revision", state.Short(commit))}
 	// A revision seen before is only re-applied to correct drift.
 	_, decided := st.VerdictFor(commit)
 	steps := []struct {
@@ -187,16 +188,16 @@ func (r *Reconciler) reconcile(ctx context.Context, rev *source.Revision) *sourc
 	return rn.newer
 }
 
-func (r *Reconciler) setPhase(ctx context.Context, run *run, phase Phase, msg string) error {
+func (r *Reconciler) setPhase(ctx context.Context, run *run, phase state.Phase, msg string) error {
 	switch phase {
-	case PhaseApplying:
-		r.status(run.rev.Commit.Hash.String(), report.Pending, report.DescApplying)
-	case PhaseVerifying:
-		r.status(run.rev.Commit.Hash.String(), report.Pending, report.DescVerifying(r.env.Health.Soak))
+	case state.PhaseApplying:
+		r.status(run.rev.Commit.Hash.String(), forge.Pending, forge.DescApplying)
+	case state.PhaseVerifying:
+		r.status(run.rev.Commit.Hash.String(), forge.Pending, forge.DescVerifying(r.env.Health.Soak))
 	}
-	_, err := r.store.Update(ctx, r.env.Name, func(st *State) error {
+	_, err := r.store.Update(ctx, r.env.Name, func(st *state.State) error {
 		st.Phase, st.Message = phase, msg
-		st.Target = &Revision{Commit: run.rev.Commit.Hash.String(), Time: run.started}
+		st.Target = &state.Revision{Commit: run.rev.Commit.Hash.String(), Time: run.started}
 		if run.rendered != nil {
 			st.Target.Digest = run.rendered.Digest
 		}
@@ -207,7 +208,7 @@ func (r *Reconciler) setPhase(ctx context.Context, run *run, phase Phase, msg st
 
 func (r *Reconciler) render(ctx context.Context, run *run, decided bool) error {
 	if !decided {
-		if err := r.setPhase(ctx, run, PhaseRendering, ""); err != nil {
+		if err := r.setPhase(ctx, run, state.PhaseRendering, ""); err != nil {
 			return err
 		}
 	}
@@ -234,24 +235,24 @@ func (r *Reconciler) gate(ctx context.Context, run *run, decided bool) error {
 		return nil
 	}
 	if !decided {
-		reason := fmt.Sprintf("identical to reverted %s; release it with `ferry release %s %s`", q.Commit[:7], r.env.Name, q.Commit[:7])
+		reason := fmt.Sprintf("identical to reverted %s; release it with `ferry release %s %s`", state.Short(q.Commit), r.env.Name, state.Short(q.Commit))
 		commit := run.rev.Commit.Hash.String()
-		if _, err := r.store.Update(ctx, r.env.Name, func(st *State) error {
-			st.Phase, st.Message = PhaseFailed, reason
-			st.Record(Verdict{Commit: commit, Digest: run.rendered.Digest, Outcome: OutcomeQuarantined, Reason: reason, Started: run.started, Finished: r.now()})
+		if _, err := r.store.Update(ctx, r.env.Name, func(st *state.State) error {
+			st.Phase, st.Message = state.PhaseFailed, reason
+			st.Record(state.Verdict{Commit: commit, Digest: run.rendered.Digest, Outcome: state.OutcomeQuarantined, Reason: reason, Started: run.started, Finished: r.now()})
 			return nil
 		}); err != nil {
 			return err
 		}
-		run.log.Info("held: quarantined rendering", "reverted", q.Commit[:7])
-		r.announceVerdict(ctx, commit, OutcomeQuarantined, reason, run.started)
+		run.log.Info("held: quarantined rendering", "reverted", state.Short(q.Commit))
+		r.announceVerdict(ctx, commit, state.OutcomeQuarantined, reason, run.started)
 	}
 	return errHeld
 }
 
 func (r *Reconciler) apply(ctx context.Context, run *run, decided bool) error {
 	if !decided {
-		if err := r.setPhase(ctx, run, PhaseApplying, fmt.Sprintf("%d objects", len(run.rendered.Objects))); err != nil {
+		if err := r.setPhase(ctx, run, state.PhaseApplying, fmt.Sprintf("%d objects", len(run.rendered.Objects))); err != nil {
 			return err
 		}
 	}
@@ -261,7 +262,7 @@ func (r *Reconciler) apply(ctx context.Context, run *run, decided bool) error {
 	if err != nil {
 		return err
 	}
-	if _, err := r.store.Update(ctx, r.env.Name, func(st *State) error {
+	if _, err := r.store.Update(ctx, r.env.Name, func(st *state.State) error {
 		st.Inventory = union(st.Inventory, planned)
 		return nil
 	}); err != nil {
@@ -283,11 +284,11 @@ func (r *Reconciler) apply(ctx context.Context, run *run, decided bool) error {
 }
 
 func (r *Reconciler) prune(ctx context.Context, run *run, decided bool) error {
-	st, err := r.store.Update(ctx, r.env.Name, func(st *State) error {
+	st, err := r.store.Update(ctx, r.env.Name, func(st *state.State) error {
 		if !decided {
-			st.Phase, st.Message = PhasePruning, ""
+			st.Phase, st.Message = state.PhasePruning, ""
 		}
-		st.LastApplied = &Revision{Commit: run.rev.Commit.Hash.String(), Digest: run.rendered.Digest, Time: r.now()}
+		st.LastApplied = &state.Revision{Commit: run.rev.Commit.Hash.String(), Digest: run.rendered.Digest, Time: r.now()}
 		return nil
 	})
 	if err != nil {
@@ -311,7 +312,7 @@ func (r *Reconciler) prune(ctx context.Context, run *run, decided bool) error {
 			run.log.Error("prune", "error", err)
 		}
 	}
-	_, err = r.store.Update(ctx, r.env.Name, func(st *State) error {
+	_, err = r.store.Update(ctx, r.env.Name, func(st *state.State) error {
 		st.Inventory = union(run.inv, keep)
 		return nil
 	})
@@ -326,7 +327,7 @@ func (r *Reconciler) verify(ctx context.Context, run *run, decided bool) error {
 	if r.env.Health.Soak > 0 {
 		msg = fmt.Sprintf("verifying (soak %s)", r.env.Health.Soak)
 	}
-	if err := r.setPhase(ctx, run, PhaseVerifying, msg); err != nil {
+	if err := r.setPhase(ctx, run, state.PhaseVerifying, msg); err != nil {
 		return err
 	}
 	set, err := run.inv.ObjMetadataSet()
@@ -348,7 +349,7 @@ func (r *Reconciler) verify(ctx context.Context, run *run, decided bool) error {
 	cancel()
 	run.newer = <-newer
 	if run.newer != nil {
-		run.log.Info("verification cancelled by a newer commit", "newer", run.newer.Commit.Hash.String()[:7])
+		run.log.Info("verification cancelled by a newer commit", "newer", state.Short(run.newer.Commit.Hash.String()))
 		return nil
 	}
 	if err != nil {
@@ -361,20 +362,20 @@ func (r *Reconciler) verify(ctx context.Context, run *run, decided bool) error {
 // last known good revision.
 func (r *Reconciler) decide(ctx context.Context, run *run, v *health.Verdict) error {
 	commit := run.rev.Commit.Hash.String()
-	outcome := OutcomeHealthy
-	phase := PhaseHealthy
+	outcome := state.OutcomeHealthy
+	phase := state.PhaseHealthy
 	switch v.Outcome {
 	case health.Failed:
-		outcome, phase = OutcomeFailed, PhaseFailed
+		outcome, phase = state.OutcomeFailed, state.PhaseFailed
 	case health.TimedOut:
-		outcome, phase = OutcomeTimedOut, PhaseFailed
+		outcome, phase = state.OutcomeTimedOut, state.PhaseFailed
 	}
-	_, err := r.store.Update(ctx, r.env.Name, func(st *State) error {
+	_, err := r.store.Update(ctx, r.env.Name, func(st *state.State) error {
 		st.Phase, st.Message = phase, v.Reason
-		st.Record(Verdict{Commit: commit, Digest: run.rendered.Digest, Outcome: outcome, Reason: v.Reason,
+		st.Record(state.Verdict{Commit: commit, Digest: run.rendered.Digest, Outcome: outcome, Reason: v.Reason,
 			Started: run.started, Finished: r.now()})
-		if outcome == OutcomeHealthy {
-			st.LastHealthy = &Revision{Commit: commit, Digest: run.rendered.Digest, Time: r.now()}
+		if outcome == state.OutcomeHealthy {
+			st.LastHealthy = &state.Revision{Commit: commit, Digest: run.rendered.Digest, Time: r.now()}
 		}
 		return nil
 	})
@@ -401,15 +402,15 @@ func (r *Reconciler) fail(ctx context.Context, run *run, step string, err error,
 	if run.rendered != nil {
 		digest = run.rendered.Digest
 	}
-	if _, uerr := r.store.Update(ctx, r.env.Name, func(st *State) error {
-		st.Phase, st.Message = PhaseFailed, reason
-		st.Record(Verdict{Commit: commit, Digest: digest, Outcome: OutcomeError, Reason: reason, Started: run.started, Finished: r.now()})
+	if _, uerr := r.store.Update(ctx, r.env.Name, func(st *state.State) error {
+		st.Phase, st.Message = state.PhaseFailed, reason
+		st.Record(state.Verdict{Commit: commit, Digest: digest, Outcome: state.OutcomeError, Reason: reason, Started: run.started, Finished: r.now()})
 		return nil
 	}); uerr != nil {
 		run.log.Error("record failure", "error", errors.Join(err, uerr))
 		return
 	}
-	r.announceVerdict(ctx, commit, OutcomeError, reason, run.started)
+	r.announceVerdict(ctx, commit, state.OutcomeError, reason, run.started)
 }
 
 func (r *Reconciler) plannedInventory(res *render.Result) (apply.Inventory, error) {

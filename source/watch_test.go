@@ -104,6 +104,7 @@ func TestWatcherCoalesces(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("watcher did not see commit %d (last error %v)", i, w.Err())
 			}
+			// why a sleep: the poll interval of this deadline wait.
 			time.Sleep(10 * time.Millisecond)
 		}
 	}

@@ -32,8 +32,8 @@ build_kwok() {
 		-X sigs.k8s.io/kwok/pkg/consts.Version=v0.8.0 \
 		-X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$kv" \
 		sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
-	# kwok's own node and pod stages, loaded by the test harness beside
-	# ferry's failure stages (e2e/harness/stages).
+	# kwok's own node and pod stages, loaded by the sandbox beside
+	# ferry's failure stages (sandbox/stages).
 	local src
 	src="$(go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage"
 	mkdir -p "$1/kwok-stages"

@@ -13,9 +13,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"ferry.dev/ferry/bootstrap"
-	"ferry.dev/ferry/config"
 	"ferry.dev/ferry/manifests"
-	"ferry.dev/ferry/reconciler"
 )
 
 // gitTokenEnv holds a git token when no credential flag is given.
@@ -59,10 +57,9 @@ Credentials: --token-file (or $` + gitTokenEnv + `), or --username with
 			opts.Credentials = creds
 			opts.Namespace = ferryNamespace(cmd)
 			opts.Out = cmd.OutOrStdout()
-			quietControllerRuntime()
-			cfg, err := reconciler.RESTConfig(config.Cluster{Kubeconfig: kubeconfig, Context: kubeContext})
+			cfg, err := commandCluster(cmd, kubeconfig, kubeContext)
 			if err != nil {
-				return fmt.Errorf("%s: no cluster: %w\n  fix: pass --kubeconfig (and --context), or set $KUBECONFIG", cmd.Name(), err)
+				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()

@@ -2,29 +2,22 @@ package main
 
 import (
 	"context"
-	"embed"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"ferry.dev/ferry/config"
-	"ferry.dev/ferry/e2e/harness"
 	"ferry.dev/ferry/reconciler"
+	"ferry.dev/ferry/sandbox"
+	"ferry.dev/ferry/state"
 )
-
-//go:embed devapp
-var devApp embed.FS
 
 func newDevCmd() *cobra.Command {
 	var addr string
@@ -50,46 +43,45 @@ up until Ctrl-C, which tears everything down.`,
 	return cmd
 }
 
-// sandbox is what ferry dev runs, torn down by close.
-type sandbox struct {
+// devRun is what ferry dev runs, torn down by close.
+type devRun struct {
 	out     io.Writer
-	cluster *harness.Cluster
-	forge   *harness.Gitea
-	clone   *harness.Clone
-	work    string
+	cluster *sandbox.Cluster
+	forge   *sandbox.Gitea
+	sample  *sandbox.Sample
 	closers []func()
 }
 
-func (s *sandbox) say(format string, args ...any) {
+func (s *devRun) say(format string, args ...any) {
 	fmt.Fprintf(s.out, "ferry dev │ "+format+"\n", args...)
 }
 
-func (s *sandbox) close() {
+func (s *devRun) close() {
 	for i := len(s.closers) - 1; i >= 0; i-- {
 		s.closers[i]()
 	}
 }
 
 func runDev(ctx context.Context, out io.Writer, addr string, story, exitAfter bool) error {
-	s := &sandbox{out: out}
+	s := &devRun{out: out}
 	defer s.close()
-	if _, err := harness.Reap(ctx); err != nil {
+	if _, err := sandbox.Reap(ctx); err != nil {
 		s.say("reaping earlier sandboxes: %v", err)
 	}
 	work, err := os.MkdirTemp("", "ferry-dev-")
 	if err != nil {
 		return err
 	}
-	s.work = work
 	s.closers = append(s.closers, func() { _ = os.RemoveAll(work) })
 	if err := s.start(ctx); err != nil {
 		return err
 	}
-	cfgPath, err := s.seed(ctx)
-	if err != nil {
+	if s.sample, err = sandbox.SeedSample(ctx, s.cluster, s.forge, work); err != nil {
 		return err
 	}
-	cfg, err := config.Load(cfgPath, nil)
+	s.say("repository %s: main and production at %s (%s)", sandbox.SampleRepo, s.sample.Commit[:7], s.forge.CloneURL(sandbox.SampleRepo))
+	s.say("configuration: %s", s.sample.ConfigPath)
+	cfg, err := config.Load(s.sample.ConfigPath, nil)
 	if err != nil {
 		return err
 	}
@@ -111,9 +103,9 @@ func runDev(ctx context.Context, out io.Writer, addr string, story, exitAfter bo
 	s.closers = append(s.closers, func() { cancel(); <-done })
 	s.say("ferry is running: staging follows main, production follows production")
 	s.say("status page: http://%s/environments/staging   badges: http://%s/badge/staging.svg", addr, addr)
-	d := &devStory{s: s, m: m}
 	if story {
-		if err := d.play(ctx); err != nil {
+		st := &sandbox.Story{Sample: s.sample, Observe: observe(m), Out: out}
+		if err := st.Play(ctx); err != nil {
 			return err
 		}
 	}
@@ -122,14 +114,43 @@ func runDev(ctx context.Context, out io.Writer, addr string, story, exitAfter bo
 		return nil
 	}
 	s.say("clone the sandbox and push your own commits:")
-	s.say("  git -c http.extraHeader=\"Authorization: %s\" clone %s", s.forge.BasicAuthHeader(), s.forge.CloneURL("shop"))
+	s.say("  git -c http.extraHeader=\"Authorization: %s\" clone %s", s.forge.BasicAuthHeader(), s.forge.CloneURL(sandbox.SampleRepo))
 	s.say("Gitea: %s (user %s, password %s). Ctrl-C tears everything down.", s.forge.URL, s.forge.User, s.forge.Password)
 	<-ctx.Done()
 	s.say("tearing down")
 	return nil
 }
 
-func logFile(s *sandbox, work string) io.Writer {
+// observe reports, from ferry's state store, the phase of an environment
+// while it works on a commit, and its verdict and decision once it decided.
+func observe(m *reconciler.Manager) sandbox.Observer {
+	return func(ctx context.Context, env, commit string) (string, bool, error) {
+		store, ok := m.Store(env)
+		if !ok {
+			return "", false, fmt.Errorf("environment %s: not configured", env)
+		}
+		st, err := store.Load(ctx, env)
+		if err != nil {
+			return "", false, err
+		}
+		if v, ok := st.VerdictFor(commit); ok && !v.Action.IsZero() {
+			line := fmt.Sprintf("  %s @ %s: %s", env, state.Short(commit), v.Outcome)
+			if v.Reason != "" && v.Outcome != state.OutcomeHealthy {
+				line += " (" + v.Reason + ")"
+			}
+			if v.Action.Kind != state.ActionNone {
+				line += " → " + v.Action.String()
+			}
+			return line, true, nil
+		}
+		if st.Target != nil && st.Target.Commit == commit {
+			return fmt.Sprintf("  %s @ %s: %s %s", env, state.Short(commit), st.Phase, st.Message), false, nil
+		}
+		return "", false, nil
+	}
+}
+
+func logFile(s *devRun, work string) io.Writer {
 	f, err := os.Create(filepath.Join(work, "ferry.log"))
 	if err != nil {
 		return io.Discard
@@ -139,12 +160,12 @@ func logFile(s *sandbox, work string) io.Writer {
 	return f
 }
 
-func (s *sandbox) start(ctx context.Context) error {
-	if _, err := harness.Tools(); err != nil {
+func (s *devRun) start(ctx context.Context) error {
+	if _, err := sandbox.Tools(); err != nil {
 		return fmt.Errorf("%w (make demo builds it)", err)
 	}
 	start := time.Now()
-	c, err := harness.StartCluster(ctx, harness.DefaultClusterOptions())
+	c, err := sandbox.StartCluster(ctx, sandbox.DefaultClusterOptions())
 	if err != nil {
 		return err
 	}
@@ -152,7 +173,7 @@ func (s *sandbox) start(ctx context.Context) error {
 	s.closers = append(s.closers, func() { _ = c.Stop(context.WithoutCancel(ctx)) })
 	s.say("cluster %s up in %s (kubeconfig %s)", c.Name, time.Since(start).Round(time.Millisecond), c.Kubeconfig)
 	start = time.Now()
-	g, err := harness.StartGitea(ctx)
+	g, err := sandbox.StartGitea(ctx)
 	if err != nil {
 		return err
 	}
@@ -160,66 +181,4 @@ func (s *sandbox) start(ctx context.Context) error {
 	s.closers = append(s.closers, func() { _ = g.Stop(context.WithoutCancel(ctx)) })
 	s.say("Gitea up at %s in %s", g.URL, time.Since(start).Round(time.Millisecond))
 	return nil
-}
-
-// seed creates the sample repository, its branches and namespaces, and
-// writes ferry's configuration.
-func (s *sandbox) seed(ctx context.Context) (string, error) {
-	if _, err := s.forge.CreateRepo("shop"); err != nil {
-		return "", err
-	}
-	clone, err := s.forge.Clone(ctx, "shop", filepath.Join(s.work, "shop"))
-	if err != nil {
-		return "", err
-	}
-	s.clone = clone
-	files := map[string]string{}
-	err = fs.WalkDir(devApp, "devapp", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := devApp.ReadFile(p)
-		files[strings.TrimPrefix(p, "devapp/")] = string(data)
-		return err
-	})
-	if err != nil {
-		return "", err
-	}
-	sha, err := clone.CommitAndPush(ctx, files, "Add the shop")
-	if err != nil {
-		return "", err
-	}
-	if err := clone.Push(ctx, "main:production"); err != nil {
-		return "", err
-	}
-	s.say("repository shop: main and production at %s (%s)", sha[:7], s.forge.CloneURL("shop"))
-	for _, ns := range []string{"staging", "production"} {
-		obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}
-		if _, err := s.cluster.Client.CoreV1().Namespaces().Create(ctx, obj, metav1.CreateOptions{}); err != nil {
-			return "", fmt.Errorf("namespace %s: %w", ns, err)
-		}
-	}
-	tokenFile := filepath.Join(s.work, "git-token")
-	if err := os.WriteFile(tokenFile, []byte(s.forge.Token), 0o600); err != nil {
-		return "", err
-	}
-	cfg := fmt.Sprintf(`namespace: ferry-system
-environments:
-  - name: staging
-    source: {url: %[1]s, branch: main, path: envs/staging, interval: 2s, auth: {tokenFile: %[2]s}}
-    cluster: {kubeconfig: %[3]s}
-    namespace: staging
-    health: {timeout: 1m, interval: 500ms, soak: 3s}
-    onFailure: revert
-    promote: {to: production, mode: push}
-  - name: production
-    source: {url: %[1]s, branch: production, path: envs/production, interval: 2s, auth: {tokenFile: %[2]s}}
-    cluster: {kubeconfig: %[3]s}
-    namespace: production
-    health: {timeout: 1m, interval: 500ms, soak: 3s}
-    onFailure: revert
-`, s.forge.CloneURL("shop"), tokenFile, s.cluster.Kubeconfig)
-	path := filepath.Join(s.work, "ferry.yaml")
-	s.say("configuration: %s", path)
-	return path, os.WriteFile(path, []byte(cfg), 0o600)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ferry.dev/ferry/reconciler"
+	"ferry.dev/ferry/state"
 )
 
 func newDiffCmd() *cobra.Command {
@@ -27,7 +28,7 @@ func newDiffCmd() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "%s at %s (%s): %d to create, %d to change, %d to prune\n",
-				args[0], p.Revision.Commit.Hash.String()[:7], p.Digest, p.Plan.Created, p.Plan.Changed, p.Plan.Pruned)
+				args[0], state.Short(p.Revision.Commit.Hash.String()), p.Digest, p.Plan.Created, p.Plan.Changed, p.Plan.Pruned)
 			for _, d := range p.Plan.Objects {
 				if d.Action == ssa.UnchangedAction {
 					continue

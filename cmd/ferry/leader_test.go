@@ -36,7 +36,8 @@ func TestLeaderProcess(t *testing.T) {
 	err = runLeader(ctx, cfg, namespace, id, func(ctx context.Context) {
 		fmt.Printf("lead %s\n", id)
 		<-ctx.Done()
-		// Work takes a moment to wind down; nobody may start meanwhile.
+		// why a sleep: it stands for work that takes a moment to wind
+		// down; TestLeader checks that nobody starts meanwhile.
 		time.Sleep(time.Second)
 		fmt.Printf("stop %s\n", id)
 	})

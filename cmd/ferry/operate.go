@@ -8,21 +8,32 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ferry.dev/ferry/config"
+	"ferry.dev/ferry/internal/text"
 	"ferry.dev/ferry/reconciler"
+	"ferry.dev/ferry/state"
 )
 
 func quietOptions() reconciler.Options { return reconciler.Options{Log: newLogger("error")} }
+
+// withConfig is the RunE of a command that needs the configuration: it
+// loads it, then runs run.
+func withConfig(run func(cmd *cobra.Command, cfg *config.Config, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		cfg, err := loadConfig(cmd)
+		if err != nil {
+			return err
+		}
+		return run(cmd, cfg, args)
+	}
+}
 
 func newHistoryCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "history <environment>",
 		Short: "Show each verdict: revision, digest, verdict, reason, duration and what ferry did",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
+		RunE: withConfig(func(cmd *cobra.Command, cfg *config.Config, args []string) error {
 			st, err := reconciler.LoadState(cmd.Context(), cfg, args[0], quietOptions())
 			if err != nil {
 				return err
@@ -34,19 +45,19 @@ func newHistoryCmd() *cobra.Command {
 			}
 			fmt.Fprintln(out)
 			if st.LastHealthy != nil {
-				fmt.Fprintf(out, "last healthy: %s %s\n", st.LastHealthy.Commit[:7], shortDigest(st.LastHealthy.Digest))
+				fmt.Fprintf(out, "last healthy: %s %s\n", state.Short(st.LastHealthy.Commit), shortDigest(st.LastHealthy.Digest))
 			}
 			for _, q := range st.Quarantine {
-				fmt.Fprintf(out, "quarantined: %s (reverted %s)\n", shortDigest(q.Digest), q.Commit[:7])
+				fmt.Fprintf(out, "quarantined: %s (reverted %s)\n", shortDigest(q.Digest), state.Short(q.Commit))
 			}
 			w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "REVISION\tDIGEST\tVERDICT\tDURATION\tACTION\tREASON")
 			for _, v := range st.History {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Commit[:7], shortDigest(v.Digest), v.Outcome,
-					v.Finished.Sub(v.Started).Round(time.Millisecond), v.Action, oneLine(v.Reason))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", state.Short(v.Commit), shortDigest(v.Digest), v.Outcome,
+					v.Finished.Sub(v.Started).Round(time.Millisecond), v.Action, text.OneLine(v.Reason, 120))
 			}
 			return w.Flush()
-		},
+		}),
 	}
 }
 
@@ -61,33 +72,21 @@ func shortDigest(d string) string {
 	return d
 }
 
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 120 {
-		s = s[:119] + "…"
-	}
-	return s
-}
-
 func newReleaseCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "release <environment> <digest|sha>",
 		Short: "Release a quarantined rendering, so commits that render to it are applied again",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
+		RunE: withConfig(func(cmd *cobra.Command, cfg *config.Config, args []string) error {
 			released, err := reconciler.Release(cmd.Context(), cfg, args[0], args[1], quietOptions())
 			if err != nil {
 				return err
 			}
 			for _, q := range released {
-				fmt.Fprintf(cmd.OutOrStdout(), "released %s (reverted %s) in %s\n", shortDigest(q.Digest), q.Commit[:7], args[0])
+				fmt.Fprintf(cmd.OutOrStdout(), "released %s (reverted %s) in %s\n", shortDigest(q.Digest), state.Short(q.Commit), args[0])
 			}
 			return nil
-		},
+		}),
 	}
 }
 
@@ -97,18 +96,14 @@ func newRollbackCmd() *cobra.Command {
 		Use:   "rollback <environment>",
 		Short: "Write and push a revert commit back to the last healthy revision (or --to a healthy one)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
+		RunE: withConfig(func(cmd *cobra.Command, cfg *config.Config, args []string) error {
 			rev, err := reconciler.Rollback(cmd.Context(), cfg, args[0], to, quietOptions())
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "pushed %s: %s\n", rev.Short(), strings.SplitN(rev.Commit.Message, "\n", 2)[0])
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&to, "to", "", "a healthy revision from `ferry history` (default: the last healthy one)")
 	return cmd

@@ -16,9 +16,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"ferry.dev/ferry/cluster"
 	"ferry.dev/ferry/config"
+	"ferry.dev/ferry/forge"
 	"ferry.dev/ferry/reconciler"
-	"ferry.dev/ferry/report"
+	"ferry.dev/ferry/server"
 )
 
 func newRunCmd() *cobra.Command {
@@ -52,15 +54,15 @@ func newRunCmd() *cobra.Command {
 
 // serve runs the manager, the status reporter and ferry's HTTP endpoints
 // (badges, status API and page, webhooks, metrics, probes) until ctx is done.
-func serve(ctx context.Context, cfg *config.Config, m *reconciler.Manager, f *forge, log *slog.Logger) error {
+func serve(ctx context.Context, cfg *config.Config, m *reconciler.Manager, f *link, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	opts := report.DefaultServerOptions()
+	opts := server.DefaultServerOptions()
 	opts.WebhookSecret, opts.Registry, opts.Log = f.secret, f.registry, log
-	opts.OnPullRequest = func(repo report.Repo, number int, head, base string) {
+	opts.OnPullRequest = func(repo forge.Repo, number int, head, base string) {
 		go m.PlanPullRequest(ctx, repo, number, head, base)
 	}
-	srv := &http.Server{Addr: cfg.Server.Addr, Handler: report.NewServer(m, opts), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: cfg.Server.Addr, Handler: server.NewServer(m, opts), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server", "addr", cfg.Server.Addr, "error", err)
@@ -80,22 +82,22 @@ func serve(ctx context.Context, cfg *config.Config, m *reconciler.Manager, f *fo
 	return err
 }
 
-// forge is ferry's link to the forge: the status reporter, the webhook
+// link is ferry's link to the forge: the status reporter, the webhook
 // secret and the metrics registry.
-type forge struct {
-	reporter *report.Reporter
-	provider report.Provider
+type link struct {
+	reporter *forge.Reporter
+	provider forge.Provider
 	secret   []byte
 	registry *prometheus.Registry
-	metrics  *report.Metrics
+	metrics  *server.Metrics
 }
 
 // newForge builds the reporter from the configuration's report section.
-func newForge(cfg *config.Config, log *slog.Logger) (*forge, error) {
-	f := &forge{registry: prometheus.NewRegistry()}
+func newForge(cfg *config.Config, log *slog.Logger) (*link, error) {
+	f := &link{registry: prometheus.NewRegistry()}
 	f.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var err error
-	if f.metrics, err = report.NewMetrics(f.registry); err != nil {
+	if f.metrics, err = server.NewMetrics(f.registry); err != nil {
 		return nil, err
 	}
 	rc := cfg.Report
@@ -115,30 +117,30 @@ func newForge(cfg *config.Config, log *slog.Logger) (*forge, error) {
 	}
 	switch rc.Provider {
 	case config.ProviderGitHub:
-		f.provider, err = report.NewGitHub(rc.URL, token)
+		f.provider, err = forge.NewGitHub(rc.URL, token)
 	case config.ProviderGitLab:
-		f.provider, err = report.NewGitLab(rc.URL, token)
+		f.provider, err = forge.NewGitLab(rc.URL, token)
 	case config.ProviderGitea:
-		f.provider, err = report.NewGitea(rc.URL, token)
+		f.provider, err = forge.NewGitea(rc.URL, token)
 	case config.ProviderWebhook:
-		f.provider = report.NewWebhook(rc.URL, f.secret)
+		f.provider = forge.NewWebhook(rc.URL, f.secret)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("report.provider %s: %w", rc.Provider, err)
 	}
-	ropts := report.DefaultReporterOptions()
+	ropts := forge.DefaultReporterOptions()
 	ropts.Log = log
-	f.reporter = report.NewReporter(f.provider, ropts)
+	f.reporter = forge.NewReporter(f.provider, ropts)
 	return f, nil
 }
 
 // managerOptions passes the forge to the reconcilers.
-func (f *forge) managerOptions(cfg *config.Config, log *slog.Logger) reconciler.Options {
+func (f *link) managerOptions(cfg *config.Config, log *slog.Logger) reconciler.Options {
 	o := reconciler.Options{Log: log, Reporter: f.reporter, Metrics: f.metrics, ExternalURL: cfg.Server.ExternalURL}
 	if f.provider != nil {
 		o.Forge = f.provider
 	}
-	if p, ok := f.provider.(reconciler.PullRequests); ok {
+	if p, ok := f.provider.(forge.PullRequests); ok {
 		o.PullRequests = p
 	}
 	return o
@@ -165,7 +167,7 @@ func runElected(ctx context.Context, cfg *config.Config, run func(context.Contex
 	if identity == "" {
 		return run(ctx)
 	}
-	rc, err := reconciler.RESTConfig(config.Cluster{})
+	rc, err := cluster.RESTConfig(config.Cluster{})
 	if err != nil {
 		return err
 	}

@@ -6,10 +6,11 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
 
 	"ferry.dev/ferry/bootstrap"
+	"ferry.dev/ferry/cluster"
 	"ferry.dev/ferry/config"
-	"ferry.dev/ferry/reconciler"
 )
 
 func newUninstallCmd() *cobra.Command {
@@ -35,10 +36,9 @@ commit, or leave it for a later bootstrap, which reuses its ferry.yaml.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Namespace = ferryNamespace(cmd)
 			opts.Out = cmd.OutOrStdout()
-			quietControllerRuntime()
-			cfg, err := reconciler.RESTConfig(config.Cluster{Kubeconfig: kubeconfig, Context: kubeContext})
+			cfg, err := commandCluster(cmd, kubeconfig, kubeContext)
 			if err != nil {
-				return fmt.Errorf("%s: no cluster: %w\n  fix: pass --kubeconfig (and --context), or set $KUBECONFIG", cmd.Name(), err)
+				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
@@ -55,4 +55,15 @@ commit, or leave it for a later bootstrap, which reuses its ferry.yaml.`,
 	f.StringVar(&kubeContext, "context", "", "kubeconfig context (default its current context)")
 	f.DurationVar(&opts.Timeout, "timeout", opts.Timeout, "how long to wait for the namespace to be gone")
 	return cmd
+}
+
+// commandCluster is the cluster of bootstrap and uninstall, from their
+// --kubeconfig and --context flags.
+func commandCluster(cmd *cobra.Command, kubeconfig, kubeContext string) (*rest.Config, error) {
+	quietControllerRuntime()
+	cfg, err := cluster.RESTConfig(config.Cluster{Kubeconfig: kubeconfig, Context: kubeContext})
+	if err != nil {
+		return nil, fmt.Errorf("%s: no cluster: %w\n  fix: pass --kubeconfig (and --context), or set $KUBECONFIG", cmd.Name(), err)
+	}
+	return cfg, nil
 }

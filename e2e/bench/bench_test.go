@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,13 +26,15 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage/memory"
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/yaml"
 
 	"ferry.dev/ferry/apply"
-	"ferry.dev/ferry/e2e/harness"
 	"ferry.dev/ferry/render"
+	"ferry.dev/ferry/sandbox"
 )
 
 const (
@@ -40,12 +43,15 @@ const (
 )
 
 var (
-	cluster     *harness.Cluster
+	cluster     *sandbox.Cluster
 	clusterOnce sync.Once
 	clusterErr  error
 )
 
 func TestMain(m *testing.M) {
+	// controller-runtime's clients log through a global logger; unset, it
+	// prints a stack trace saying so. Its warnings go to stderr as text.
+	ctrllog.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if os.Getenv("FERRY_BENCH_CHILD") != "" {
 		os.Exit(child())
 	}
@@ -64,17 +70,17 @@ func TestMain(m *testing.M) {
 }
 
 var (
-	forge     *harness.Gitea
+	forge     *sandbox.Gitea
 	forgeOnce sync.Once
 	forgeErr  error
 )
 
 // needForge starts the package's Gitea on first use.
-func needForge(b *testing.B) *harness.Gitea {
+func needForge(b *testing.B) *sandbox.Gitea {
 	forgeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		forge, forgeErr = harness.StartGitea(ctx)
+		forge, forgeErr = sandbox.StartGitea(ctx)
 	})
 	if forgeErr != nil {
 		b.Fatal(forgeErr)
@@ -88,10 +94,10 @@ func needCluster(b *testing.B) {
 	clusterOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		if _, err := harness.Reap(ctx); err != nil {
+		if _, err := sandbox.Reap(ctx); err != nil {
 			fmt.Fprintln(os.Stderr, "bench: reap:", err)
 		}
-		cluster, clusterErr = harness.StartCluster(ctx, harness.DefaultClusterOptions())
+		cluster, clusterErr = sandbox.StartCluster(ctx, sandbox.DefaultClusterOptions())
 	})
 	if clusterErr != nil {
 		b.Fatal(clusterErr)
@@ -212,7 +218,7 @@ type tool struct {
 }
 
 func tools(t testing.TB) []tool {
-	bin, err := harness.Tools()
+	bin, err := sandbox.Tools()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +333,7 @@ func BenchmarkApply1000(b *testing.B) {
 // BenchmarkRender1000 times ferry's render of the overlay straight from a
 // git tree against `kustomize build` of the same overlay on disk.
 func BenchmarkRender1000(b *testing.B) {
-	bin, err := harness.Tools()
+	bin, err := sandbox.Tools()
 	if err != nil {
 		b.Fatal(err)
 	}

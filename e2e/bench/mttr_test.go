@@ -18,9 +18,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"ferry.dev/ferry/config"
-	"ferry.dev/ferry/e2e/harness"
 	"ferry.dev/ferry/reconciler"
-	"ferry.dev/ferry/report"
+	"ferry.dev/ferry/sandbox"
+	"ferry.dev/ferry/server"
+	"ferry.dev/ferry/state"
 )
 
 func mttrFiles(annotation string) map[string]string {
@@ -64,7 +65,7 @@ func BenchmarkMTTR(b *testing.B) {
 	b.ReportMetric(median(toRecovered).Seconds(), "s-to-recovered")
 }
 
-func mttrRound(b *testing.B, forge *harness.Gitea, round int) (toRevert, toRecovered time.Duration) {
+func mttrRound(b *testing.B, forge *sandbox.Gitea, round int) (toRevert, toRecovered time.Duration) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	e := startBenchEnv(ctx, b, forge, fmt.Sprintf("mttr-%d", round), "1s")
@@ -72,18 +73,18 @@ func mttrRound(b *testing.B, forge *harness.Gitea, round int) (toRevert, toRecov
 	wc, store, ns, good, c := e.wc, e.store, e.ns, e.first, newClient(b)
 	wait := e.wait
 	verdict := e.verdict
-	wait("healthy first deploy", func() bool { v, ok := verdict(good); return ok && v.Outcome == reconciler.OutcomeHealthy })
+	wait("healthy first deploy", func() bool { v, ok := verdict(good); return ok && v.Outcome == state.OutcomeHealthy })
 
 	start := time.Now()
-	bad, err := wc.CommitAndPush(ctx, mttrFiles("\n      annotations: {"+harness.FailAnnotation+": "+harness.FailCrashLoop+"}"), "Deploy a crashing web")
+	bad, err := wc.CommitAndPush(ctx, mttrFiles("\n      annotations: {"+sandbox.FailAnnotation+": "+sandbox.FailCrashLoop+"}"), "Deploy a crashing web")
 	if err != nil {
 		b.Fatal(err)
 	}
 	var revert string
 	wait("revert commit in git", func() bool {
 		v, ok := verdict(bad)
-		if ok && strings.HasPrefix(v.Action, "reverted by ") {
-			revert = strings.TrimPrefix(v.Action, "reverted by ")
+		if ok && strings.HasPrefix(v.Action.String(), "reverted by ") {
+			revert = strings.TrimPrefix(v.Action.String(), "reverted by ")
 			return true
 		}
 		return false
@@ -98,7 +99,7 @@ func mttrRound(b *testing.B, forge *harness.Gitea, round int) (toRevert, toRecov
 		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, d); err != nil {
 			return false
 		}
-		return d.Spec.Template.Annotations[harness.FailAnnotation] == "" && d.Status.UpdatedReplicas == 3 && d.Status.AvailableReplicas == 3 && d.Status.ReadyReplicas == 3
+		return d.Spec.Template.Annotations[sandbox.FailAnnotation] == "" && d.Status.UpdatedReplicas == 3 && d.Status.AvailableReplicas == 3 && d.Status.ReadyReplicas == 3
 	})
 	return toRevert, time.Since(start)
 }
@@ -106,17 +107,17 @@ func mttrRound(b *testing.B, forge *harness.Gitea, round int) (toRevert, toRecov
 // benchEnv is one environment of a benchmark: a repository on the forge
 // and ferry reconciling it in this process, with its HTTP server.
 type benchEnv struct {
-	wc      *harness.Clone
-	store   *reconciler.Store
+	wc      *sandbox.Clone
+	store   *state.Store
 	ns      string
 	first   string
 	addr    string
 	stop    func()
 	wait    func(what string, cond func() bool)
-	verdict func(commit string) (reconciler.Verdict, bool)
+	verdict func(commit string) (state.Verdict, bool)
 }
 
-func startBenchEnv(ctx context.Context, b *testing.B, forge *harness.Gitea, name, interval string) *benchEnv {
+func startBenchEnv(ctx context.Context, b *testing.B, forge *sandbox.Gitea, name, interval string) *benchEnv {
 	ns, stateNS := newNamespace(b, "bench-env"), newNamespace(b, "bench-state")
 	repo := name + "-" + ns
 	if _, err := forge.CreateRepo(repo); err != nil {
@@ -153,9 +154,9 @@ environments:
 	if err != nil {
 		b.Fatal(err)
 	}
-	sopts := report.DefaultServerOptions()
+	sopts := server.DefaultServerOptions()
 	sopts.WebhookSecret, sopts.Log = []byte("bench-secret"), slog.New(slog.DiscardHandler)
-	srv := &http.Server{Handler: report.NewServer(m, sopts), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: server.NewServer(m, sopts), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	done := make(chan struct{})
 	go func() { defer close(done); _ = m.Run(runCtx) }()
@@ -168,13 +169,16 @@ environments:
 			if time.Now().After(deadline) {
 				b.Fatalf("%s: %s not reached", name, what)
 			}
+			// why a sleep: the poll interval of this deadline wait; a
+			// ticker would do the same, and 20ms is the resolution of the
+			// times measured.
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	e.verdict = func(commit string) (reconciler.Verdict, bool) {
+	e.verdict = func(commit string) (state.Verdict, bool) {
 		st, err := store.Load(ctx, "staging")
 		if err != nil {
-			return reconciler.Verdict{}, false
+			return state.Verdict{}, false
 		}
 		return st.VerdictFor(commit)
 	}

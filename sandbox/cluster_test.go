@@ -1,0 +1,43 @@
+package sandbox
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// TestClusterIgnoresKubectlOnPath puts a kubectl that always fails first on
+// PATH, as a machine with another SDK's kubectl wrapper has, and checks that
+// the cluster still starts and serves, and that the foreign kubectl never
+// ran: the sandbox names the toolchain's own binaries.
+func TestClusterIgnoresKubectlOnPath(t *testing.T) {
+	t.Setenv("FERRY_RUN_DIR", t.TempDir())
+	foreign := t.TempDir()
+	ran := filepath.Join(foreign, "ran")
+	script := "#!/bin/sh\necho \"$@\" >> " + ran + "\necho 'foreign kubectl: refusing' >&2\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(foreign, "kubectl"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", foreign+string(os.PathListSeparator)+os.Getenv("PATH"))
+	if p, err := exec.LookPath("kubectl"); err != nil || p != filepath.Join(foreign, "kubectl") {
+		t.Fatalf("kubectl on PATH is %q (%v), want the failing one; the test would prove nothing", p, err)
+	}
+
+	c, err := StartCluster(t.Context(), DefaultClusterOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Stop(context.Background()); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	if _, err := c.Client.Discovery().ServerVersion(); err != nil {
+		t.Fatalf("the cluster does not serve: %v", err)
+	}
+	if calls, err := os.ReadFile(ran); !os.IsNotExist(err) {
+		t.Fatalf("the kubectl on PATH ran (%v):\n%s", err, calls)
+	}
+}

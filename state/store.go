@@ -1,0 +1,127 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"ferry.dev/ferry/internal/text"
+)
+
+// Store reads and writes environment state ConfigMaps with optimistic
+// concurrency: an update that lost a race is retried on the fresh copy.
+type Store struct {
+	client    client.Client
+	namespace string
+}
+
+const stateKey = "state.json"
+
+// NewStore keeps state in namespace through c.
+func NewStore(c client.Client, namespace string) *Store {
+	return &Store{client: c, namespace: namespace}
+}
+
+// ConfigMapName is the name of env's state ConfigMap.
+func ConfigMapName(env string) string { return "ferry-state-" + env }
+
+// Load returns env's state; an environment never reconciled has an empty state.
+func (s *Store) Load(ctx context.Context, env string) (*State, error) {
+	st, _, err := s.get(ctx, env)
+	return st, err
+}
+
+func (s *Store) get(ctx context.Context, env string) (*State, *corev1.ConfigMap, error) {
+	cm := &corev1.ConfigMap{}
+	err := s.client.Get(ctx, client.ObjectKey{Namespace: s.namespace, Name: ConfigMapName(env)}, cm)
+	if apierrors.IsNotFound(err) {
+		return &State{}, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("state of %s: read ConfigMap %s/%s: %w", env, s.namespace, ConfigMapName(env), err)
+	}
+	st := &State{}
+	if data := cm.Data[stateKey]; data != "" {
+		if err := json.Unmarshal([]byte(data), st); err != nil {
+			return nil, nil, fmt.Errorf("state of %s: ConfigMap %s/%s holds invalid %s: %w", env, s.namespace, cm.Name, stateKey, err)
+		}
+	}
+	return st, cm, nil
+}
+
+// Update applies mutate to env's current state and writes it back, retrying
+// on conflicts with a fresh copy. It returns the state as written.
+func (s *Store) Update(ctx context.Context, env string, mutate func(*State) error) (*State, error) {
+	var out *State
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		st, cm, err := s.get(ctx, env)
+		if err != nil {
+			return err
+		}
+		if err := mutate(st); err != nil {
+			return err
+		}
+		data, err := json.Marshal(st)
+		if err != nil {
+			return err
+		}
+		if cm == nil {
+			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+				Name: ConfigMapName(env), Namespace: s.namespace,
+				Labels: map[string]string{"app.kubernetes.io/managed-by": "ferry", "ferry.dev/state-of": env},
+			}}
+			cm.Data = map[string]string{stateKey: string(data)}
+			err = s.client.Create(ctx, cm)
+			if apierrors.IsAlreadyExists(err) {
+				return apierrors.NewConflict(corev1.Resource("configmaps"), cm.Name, err)
+			}
+		} else {
+			cm.Data = map[string]string{stateKey: string(data)}
+			err = s.client.Update(ctx, cm)
+		}
+		if err != nil {
+			return err
+		}
+		out = st
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("state of %s: write ConfigMap %s/%s: %w", env, s.namespace, ConfigMapName(env), err)
+	}
+	return out, nil
+}
+
+// Event records a Kubernetes Event on env's state ConfigMap, where
+// `kubectl describe configmap ferry-state-<env>` shows it. An Event is
+// news, not state: when the ConfigMap is not there yet or the Event cannot
+// be written, it is dropped and the error returned for the caller's log.
+func (s *Store) Event(ctx context.Context, env string, warning bool, reason, message string) error {
+	cm := &corev1.ConfigMap{}
+	if err := s.client.Get(ctx, client.ObjectKey{Namespace: s.namespace, Name: ConfigMapName(env)}, cm); err != nil {
+		return fmt.Errorf("event %s on %s: %w", reason, ConfigMapName(env), err)
+	}
+	typ := corev1.EventTypeNormal
+	if warning {
+		typ = corev1.EventTypeWarning
+	}
+	now := metav1.NewTime(time.Now())
+	ev := &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: cm.Name + ".", Namespace: s.namespace},
+		InvolvedObject: corev1.ObjectReference{Kind: "ConfigMap", APIVersion: "v1", Namespace: s.namespace, Name: cm.Name,
+			UID: cm.UID, ResourceVersion: cm.ResourceVersion},
+		Reason: reason, Message: text.OneLine(message, 1000), Type: typ,
+		FirstTimestamp: now, LastTimestamp: now, Count: 1,
+		Source: corev1.EventSource{Component: "ferry"},
+	}
+	if err := s.client.Create(ctx, ev); err != nil {
+		return fmt.Errorf("event %s on %s: %w", reason, cm.Name, err)
+	}
+	return nil
+}
