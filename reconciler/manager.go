@@ -35,6 +35,9 @@ type Options struct {
 	Metrics *server.Metrics
 	// ExternalURL is where people reach ferry, for the links in statuses.
 	ExternalURL string
+	// Now is the clock of decisions (promotion windows, verdict times);
+	// nil is time.Now. Tests move it to open and close windows.
+	Now func() time.Time
 }
 
 func (o Options) withDefaults() Options {
@@ -82,22 +85,28 @@ func NewManager(ctx context.Context, cfg *config.Config, opts Options) (*Manager
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	graph := cfg.Graph()
 	for _, env := range cfg.Environments {
-		// Fan-out, requires, dependsOn and windows are read by config and
-		// the pipeline package; the loop runs them in the next change.
-		if env.Promote != nil && (len(env.Promote.To) > 1 || env.Promote.Window != nil) || len(env.Requires) > 0 || len(env.DependsOn) > 0 {
-			errs = append(errs, fmt.Errorf("environment %s: promote to several environments, promote.window, requires and dependsOn are not run yet", env.Name))
+		r := m.envs[env.Name]
+		r.graph, r.peers = graph, m.envs
+		if opts.Now != nil {
+			r.now = opts.Now
 		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	for _, env := range cfg.Environments {
-		if env.Promote != nil {
-			m.envs[env.Name].env.Promote = &Promotion{Target: m.envs[env.Promote.To[0]], RequireSoak: env.Promote.RequireSoak,
-				PullRequest: env.Promote.Mode == config.PromotePullRequest}
-			m.envs[env.Name].pulls = opts.PullRequests
+		for _, d := range env.DependsOn {
+			r.deps = append(r.deps, m.envs[d])
 		}
+		if env.Promote == nil {
+			continue
+		}
+		window, err := env.Promote.Window.Parse()
+		if err != nil {
+			return nil, fmt.Errorf("environment %s: promote.window: %w", env.Name, err)
+		}
+		p := &Promotion{RequireSoak: env.Promote.RequireSoak, PullRequest: env.Promote.Mode == config.PromotePullRequest, Window: window}
+		for _, to := range env.Promote.To {
+			p.Targets = append(p.Targets, m.envs[to])
+		}
+		r.env.Promote, r.pulls = p, opts.PullRequests
 	}
 	if err := w.ensureNamespaces(ctx); err != nil {
 		return nil, err
