@@ -128,14 +128,16 @@ func (s *Store) Event(ctx context.Context, env string, warning bool, reason, mes
 
 // RequestedAt is the annotation on a state ConfigMap by which a command on
 // any machine asks the ferry replica running the environment to poll and
-// reconcile now. Its value is an RFC 3339 time with nanoseconds.
+// reconcile now. Its value is an RFC 3339 time in UTC with nanoseconds,
+// fixed width, so later requests sort after earlier ones.
 const RequestedAt = "ferry.dev/requested-at"
 
 // Request asks for a reconcile of env now: it writes the RequestedAt
 // annotation (creating the ConfigMap if needed) and returns its value.
 // The reconciler records the value in State.Handled once a pass finished.
 func (s *Store) Request(ctx context.Context, env string, now time.Time) (string, error) {
-	at := now.UTC().Format(time.RFC3339Nano)
+	// Fixed width in UTC, so that later requests sort after earlier ones.
+	at := now.UTC().Format("2006-01-02T15:04:05.000000000Z")
 	if _, err := s.Update(ctx, env, func(*State) error { return nil }); err != nil {
 		return "", err // makes sure the ConfigMap exists
 	}

@@ -7,109 +7,80 @@ import (
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"ferry.dev/ferry/config"
+	"ferry.dev/ferry/server"
 )
 
 // version is set at release builds with -ldflags "-X main.version=v1.2.3";
 // otherwise the module version from the build information is used.
 var version = ""
 
-// versionInfo is what `ferry version` prints about one ferry binary.
-type versionInfo struct {
-	// Version is the release, such as v0.3.0, or (devel).
-	Version string `json:"version"`
-	// Commit is the git commit it was built from, with "+dirty" if the
-	// work tree had changes; empty if the build did not record it.
-	Commit string `json:"commit,omitempty"`
-	// GoVersion is the Go toolchain that built it.
-	GoVersion string `json:"goVersion"`
-}
-
 // clientVersion reads the running binary's version from its build
 // information.
-func clientVersion() versionInfo {
+func clientVersion() server.Version {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
-		return versionInfo{Version: orDevel(version), GoVersion: "unknown"}
+		bi = &debug.BuildInfo{GoVersion: "unknown"}
 	}
-	return versionOf(bi, version)
+	return server.VersionOf(bi, version)
 }
 
-// versionOf turns build information into a versionInfo; release, when
-// set, wins over the module version.
-func versionOf(bi *debug.BuildInfo, release string) versionInfo {
-	v := versionInfo{Version: release, GoVersion: bi.GoVersion}
-	if v.Version == "" {
-		v.Version = bi.Main.Version
-	}
-	v.Version = orDevel(v.Version)
-	dirty := false
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			v.Commit = s.Value
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
-	if dirty && v.Commit != "" {
-		v.Commit += "+dirty"
-	}
-	return v
-}
-
-func orDevel(v string) string {
-	if v == "" {
-		return "(devel)"
-	}
-	return v
-}
-
-// String is "v0.3.0 (commit 1a2b3c4d, go1.26.8)".
-func (v versionInfo) String() string {
-	commit := v.Commit
-	if len(commit) > 12 {
-		commit = commit[:12]
-	}
-	if commit == "" {
-		commit = "unknown"
-	}
-	return fmt.Sprintf("%s (commit %s, %s)", v.Version, commit, v.GoVersion)
-}
-
-// writeVersions writes the client's version and, if server is not nil,
-// the server's, as lines or as one JSON object.
-func writeVersions(w io.Writer, format string, client versionInfo, server *versionInfo) error {
+// writeVersions writes the client's version and, if srv is not nil, the
+// server's, as lines or as one JSON object.
+func writeVersions(w io.Writer, format string, client server.Version, srv *server.Version) error {
 	if format == outputJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(struct {
-			Client versionInfo  `json:"client"`
-			Server *versionInfo `json:"server,omitempty"`
-		}{client, server})
+			Client server.Version  `json:"client"`
+			Server *server.Version `json:"server,omitempty"`
+		}{client, srv})
 	}
 	if _, err := fmt.Fprintf(w, "client: %s\n", client); err != nil {
 		return err
 	}
-	if server != nil {
-		_, err := fmt.Fprintf(w, "server: %s\n", *server)
+	if srv != nil {
+		_, err := fmt.Fprintf(w, "server: %s\n", *srv)
 		return err
 	}
 	return nil
 }
 
 func newVersionCmd() *cobra.Command {
-	var output string
+	var output, serverURL string
+	var askServer bool
 	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print ferry's version, commit and Go version",
+		Short: "Print ferry's version, commit and Go version (--server: also those of the running ferry)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != outputTable && output != outputJSON {
 				return &exitError{code: 2, err: fmt.Errorf("output format %q: use json, or leave -o out", output)}
 			}
-			return writeVersions(cmd.OutOrStdout(), output, clientVersion(), nil)
+			var srv *server.Version
+			if askServer {
+				if serverURL == "" {
+					cfg, err := loadConfig(cmd)
+					if err != nil {
+						return &exitError{code: 2, err: err}
+					}
+					serverURL = serverBase(cfg)
+				}
+				v, err := serverVersion(cmd.Context(), serverURL)
+				if err != nil {
+					return err
+				}
+				srv = v
+			}
+			return writeVersions(cmd.OutOrStdout(), output, clientVersion(), srv)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json")
+	cmd.Flags().BoolVar(&askServer, "server", false, "also ask the running ferry for its version")
+	cmd.Flags().StringVar(&serverURL, "server-url", "", "the running ferry's URL (default: server.externalURL of the configuration)")
 	return cmd
 }
+
+// serverBase is where the CLI reaches the running ferry: its external URL.
+func serverBase(cfg *config.Config) string { return cfg.Server.ExternalURL }
