@@ -11,6 +11,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	ferryforge "ferry.dev/ferry/forge"
 	"ferry.dev/ferry/reconciler"
 	"ferry.dev/ferry/sandbox"
 	"ferry.dev/ferry/state"
@@ -78,6 +79,22 @@ func (f *fixture) giteaReport() string {
 	return fmt.Sprintf("report: {provider: gitea, url: %q, tokenFile: %s}\n", strings.TrimSuffix(forge.URL, "/"), f.tokenFile)
 }
 
+// giteaReporter posts an in-process ferry's commit statuses to the
+// package's Gitea until the test ends, as `ferry run` does.
+func giteaReporter(t *testing.T) func(*reconciler.Options) {
+	t.Helper()
+	provider, err := ferryforge.NewGitea(strings.TrimSuffix(forge.URL, "/"), forge.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := ferryforge.NewReporter(provider, ferryforge.DefaultReporterOptions())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return func(o *reconciler.Options) { o.Reporter = r }
+}
+
 // sameTree reports whether two commits of the fixture's repository hold
 // the same tree.
 func (f *fixture) sameTree(t *testing.T, a, b string) bool {
@@ -120,7 +137,7 @@ func TestPipelineWaves(t *testing.T) {
 	f, cfg := newMulti(t, envs, multiFiles("v1", names, nil), "")
 	cfg += f.giteaReport()
 	first := f.tip(t, "main")
-	startFerry(t, cfg)
+	startFerryWith(t, cfg, giteaReporter(t))
 	for _, e := range names {
 		requireHealthy(t, f.waitDecided(t, e, first, 2*time.Minute))
 	}
