@@ -11,6 +11,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"ferry.dev/ferry/config"
 	ferryforge "ferry.dev/ferry/forge"
 	"ferry.dev/ferry/reconciler"
 	"ferry.dev/ferry/sandbox"
@@ -344,5 +345,29 @@ func TestPromotionWindow(t *testing.T) {
 	}
 	if tip := p.tip(t, "production"); tip != good {
 		t.Errorf("production at %s, want %s", tip[:7], good[:7])
+	}
+
+	t.Log("the window closes again; ferry promote --now overrides it and records who")
+	mu.Lock()
+	now = time.Date(2026, 12, 8, 12, 0, 0, 0, time.UTC)
+	mu.Unlock()
+	next := p.pushMain(t, pipelineFiles("v3"), "Deploy web v3")
+	requireHealthy(t, p.waitVerdict(t, "staging", next, 2*time.Minute))
+	eventually(t, time.Minute, func() (bool, string) {
+		st := p.state(t, "staging")
+		return strings.Contains(st.Message, "production: waiting for the promotion window"), "staging says: " + st.Message
+	})
+	parsed, err := config.Parse([]byte(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reconciler.Promote(t.Context(), parsed, "staging", "", true, "tester", reconciler.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if v := p.waitDecided(t, "staging", next, time.Minute); v.Action.String() != "promoted to production (by tester)" {
+		t.Fatalf("staging's decision after promote --now: %s", v.Action)
+	}
+	if tip := p.tip(t, "production"); tip != next {
+		t.Errorf("production at %s, want %s", tip[:7], next[:7])
 	}
 }
