@@ -126,6 +126,16 @@ type Environment struct {
 	// Decryption, when set, gives the keys that open the environment's
 	// SOPS-encrypted files; without it such a file fails the rendering.
 	Decryption *Decryption `yaml:"decryption"`
+	// Requires names environments a promoted tree must be healthy in, soak
+	// included, before it enters this one: requires: [prod-eu] on prod-us
+	// makes a wave, requires: [qa, perf] a fan-in. Each must receive the
+	// same trees as this environment, from upstream or from a common
+	// upstream environment.
+	Requires []string `yaml:"requires"`
+	// DependsOn names environments of the same cluster that must be healthy
+	// at their branch tip before this one applies, such as infra holding
+	// the CRDs an app uses.
+	DependsOn []string `yaml:"dependsOn"`
 }
 
 // PruneEnabled reports whether objects that left the rendering are deleted;
@@ -231,14 +241,35 @@ type HTTPCheck struct {
 	Timeout time.Duration `yaml:"timeout"`
 }
 
-// Promote sends an environment's healthy commits on to another environment.
+// Promote sends an environment's healthy commits on to other environments.
 type Promote struct {
-	// To names the environment promoted to.
-	To string `yaml:"to"`
+	// To names the environments promoted to: one name, or a list for a
+	// fan-out (to: [prod-eu, prod-us]).
+	To Names `yaml:"to"`
 	// Mode is [PromotePush] (the default) or [PromotePullRequest].
 	Mode string `yaml:"mode"`
 	// RequireSoak promotes only commits that passed a soak.
 	RequireSoak bool `yaml:"requireSoak"`
+	// Window, when set, is when promotions may leave this environment;
+	// outside it a verified tree waits. Automatic reverts never wait.
+	Window *Window `yaml:"window"`
+}
+
+// Names is a list of environment names that the file may also write as one
+// name: to: production is to: [production].
+type Names []string
+
+// Window is a weekly span of time in a time zone.
+type Window struct {
+	// Days are weekdays (Mon, Tue, ... or ranges such as Mon-Thu); none
+	// means every day.
+	Days []string `yaml:"days"`
+	// Hours is HH:MM-HH:MM on the 24-hour clock, such as 09:00-16:00; a
+	// span ending before it starts runs over midnight; empty is the whole
+	// day.
+	Hours string `yaml:"hours"`
+	// TimeZone is an IANA zone such as Europe/Berlin; empty is UTC.
+	TimeZone string `yaml:"timeZone"`
 }
 
 // Report says where commit statuses are posted.

@@ -20,7 +20,10 @@ import (
 // the file's spelling in every path, matches keys exactly, and collects every
 // problem instead of stopping at the first. TestParseProblems pins the paths.
 
-var durationType = reflect.TypeFor[time.Duration]()
+var (
+	durationType = reflect.TypeFor[time.Duration]()
+	namesType    = reflect.TypeFor[Names]()
+)
 
 // decodeFile reads data, one YAML document, into a Config with defaults.
 // A syntax error is returned as err; problems with the document's content
@@ -72,6 +75,14 @@ func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 	}
 	if v.Type() == durationType {
 		d.duration(path, n, v)
+		return
+	}
+	if v.Type() == namesType && n.Kind != yaml.SequenceNode {
+		if n.Kind != yaml.ScalarNode {
+			d.fail(path, "must be a name or a list of names, found %s", describe(n))
+			return
+		}
+		v.Set(reflect.ValueOf(Names{n.Value}))
 		return
 	}
 	switch v.Kind() {

@@ -90,7 +90,7 @@ func TestParseDesignExample(t *testing.T) {
 			Namespace:        "staging",
 			Health:           config.Health{Timeout: 5 * time.Minute, Soak: time.Minute, Interval: 2 * time.Second},
 			OnFailure:        "revert",
-			Promote:          &config.Promote{To: "production", Mode: "push"},
+			Promote:          &config.Promote{To: config.Names{"production"}, Mode: "push"},
 			Prune:            &yes,
 			MaxPruneFraction: 0.5,
 			Scope:            config.Scope{Namespaces: []string{"staging"}, ClusterKinds: []string{"Namespace"}},
@@ -197,7 +197,7 @@ log: {level: debug}
 	if dev.Cluster != (config.Cluster{Kubeconfig: "/etc/kube/dev.yaml", Context: "dev"}) {
 		t.Errorf("cluster = %+v", dev.Cluster)
 	}
-	if dev.Promote == nil || *dev.Promote != (config.Promote{To: "prod", Mode: config.PromotePush}) {
+	if dev.Promote == nil || !reflect.DeepEqual(*dev.Promote, config.Promote{To: config.Names{"prod"}, Mode: config.PromotePush}) {
 		t.Errorf("promote = %+v", dev.Promote)
 	}
 	prod, _ := c.Environment("prod")
@@ -514,7 +514,7 @@ environments:
 environments:
   - {name: a, promote: {to: b}, source: {url: https://git.example.com/app.git, branch: a, path: .}}
   - {name: b, promote: {to: a}, source: {url: https://git.example.com/app.git, branch: b, path: .}}
-`, []problem{{"environments[0].promote.to", `promotion cycle "a" → "b" → "a"; remove promote from one of them`}}},
+`, []problem{{"environments[0].promote.to", `promotion cycle "a" → "b" → "a"; remove one of these promotions`}}},
 		{"longer promotion cycle behind a chain", `
 environments:
   - {name: a, promote: {to: b}, source: {url: https://git.example.com/app.git, branch: a, path: .}}

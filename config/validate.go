@@ -7,11 +7,12 @@ import (
 	"net/url"
 	"path"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"ferry.dev/ferry/pipeline"
 )
 
 // FieldError is one problem with the configuration: the field's path, as
@@ -57,7 +58,7 @@ func (c *Config) problems() []error {
 		}
 		e.validate(at, &p)
 	}
-	c.validatePromotions(index, &p)
+	c.validatePipeline(index, &p)
 	c.validateScopes(&p)
 	c.Report.validate("report", &p)
 	c.Server.validate("server", &p)
@@ -293,30 +294,33 @@ func (h *Health) validate(at string, p *problems) {
 	h.validateHTTP(at, p)
 }
 
-// validatePromotions checks promote of every environment against the
-// others; index maps each environment name to its first index.
-func (c *Config) validatePromotions(index map[string]int, p *problems) {
-	next := make([]int, len(c.Environments)) // index promoted to, or -1
+// validatePipeline checks promote, requires and dependsOn of every
+// environment against the others, then the shape of the whole graph;
+// index maps each environment name to its first index.
+func (c *Config) validatePipeline(index map[string]int, p *problems) {
+	nodes := make([]pipeline.Node, len(c.Environments))
 	for i := range c.Environments {
-		next[i] = -1
 		e := &c.Environments[i]
+		at := fmt.Sprintf("environments[%d]", i)
+		nodes[i] = pipeline.Node{Name: e.Name}
+		nodes[i].Requires = c.checkNames(at+".requires", e, e.Requires, index, p, nil)
+		nodes[i].DependsOn = c.checkNames(at+".dependsOn", e, e.DependsOn, index, p, func(path string, other *Environment) {
+			if other.Cluster != e.Cluster {
+				p.add(path, "%q is applied to another cluster; dependsOn needs environments of the same cluster (kubeconfig and context)", other.Name)
+			}
+		})
 		if e.Promote == nil {
 			continue
 		}
-		at := fmt.Sprintf("environments[%d].promote", i)
-		to, known := index[e.Promote.To]
-		switch {
-		case e.Promote.To == "":
-			p.add(at+".to", "required: the environment to promote healthy commits to")
-		case e.Promote.To == e.Name:
-			p.add(at+".to", "%q is this environment; promote to another one", e.Name)
-		case !known:
-			p.add(at+".to", "%q names no environment; known: %s", e.Promote.To, strings.Join(c.names(), ", "))
-		case sameBranch(e.Source, c.Environments[to].Source):
-			p.add(at+".to", "%q follows the same branch %q of the same repository; promotion needs a branch of its own", e.Promote.To, e.Source.Branch)
-		default:
-			next[i] = to
+		at += ".promote"
+		if len(e.Promote.To) == 0 {
+			p.add(at+".to", "required: the environment to promote healthy commits to, or a list of them")
 		}
+		nodes[i].To = c.checkNames(at+".to", e, e.Promote.To, index, p, func(path string, other *Environment) {
+			if sameBranch(e.Source, other.Source) {
+				p.add(path, "%q follows the same branch %q of the same repository; promotion needs a branch of its own", other.Name, e.Source.Branch)
+			}
+		})
 		switch e.Promote.Mode {
 		case PromotePush:
 		case PromotePullRequest:
@@ -329,46 +333,84 @@ func (c *Config) validatePromotions(index map[string]int, p *problems) {
 		if e.Promote.RequireSoak && e.Health.Soak <= 0 {
 			p.add(at+".requireSoak", "needs a soak: set health.soak, such as 2m")
 		}
-	}
-	for _, cycle := range cycles(next) {
-		names := make([]string, 0, len(cycle)+1)
-		for _, i := range cycle {
-			names = append(names, strconv.Quote(c.Environments[i].Name))
+		if w := e.Promote.Window; w != nil {
+			w.validate(at+".window", p)
 		}
-		names = append(names, names[0])
-		p.add(fmt.Sprintf("environments[%d].promote.to", cycle[0]), "promotion cycle %s; remove promote from one of them", strings.Join(names, " → "))
+	}
+	for _, prob := range pipeline.New(nodes).Check() {
+		p.add(fmt.Sprintf("environments[%d].%s", index[prob.Env], prob.Field), "%s", prob.Reason)
 	}
 }
 
-// cycles returns each cycle of the graph i → next[i] (-1: no edge) once,
-// starting at its lowest index.
-func cycles(next []int) [][]int {
-	const (
-		unseen = iota
-		onPath
-		done
-	)
-	state := make([]int, len(next))
-	var out [][]int
-	for start := range next {
-		var walk []int
-		i := start
-		for i >= 0 && state[i] == unseen {
-			state[i] = onPath
-			walk = append(walk, i)
-			i = next[i]
+// checkNames reports names in a list of e's that are empty, e itself,
+// unknown or repeated, runs check on each other environment named, and
+// returns the names that are fine for the graph.
+func (c *Config) checkNames(at string, e *Environment, names []string, index map[string]int, p *problems, check func(path string, other *Environment)) []string {
+	var ok []string
+	seen := map[string]bool{}
+	for j, name := range names {
+		path := fmt.Sprintf("%s[%d]", at, j)
+		if len(names) == 1 && strings.HasSuffix(at, ".to") {
+			path = at // to: production, written as one name
 		}
-		if i >= 0 && state[i] == onPath {
-			cycle := walk[slices.Index(walk, i):]
-			low := slices.Index(cycle, slices.Min(cycle))
-			out = append(out, slices.Concat(cycle[low:], cycle[:low]))
-		}
-		for _, j := range walk {
-			state[j] = done
+		other, known := index[name]
+		switch {
+		case name == "":
+			p.add(path, "must name an environment")
+		case name == e.Name:
+			p.add(path, "%q is this environment; name another one", e.Name)
+		case !known:
+			p.add(path, "%q names no environment; known: %s", name, strings.Join(c.names(), ", "))
+		case seen[name]:
+			p.add(path, "%q is listed twice", name)
+		default:
+			seen[name] = true
+			if check != nil {
+				before := len(*p)
+				check(path, &c.Environments[other])
+				if len(*p) > before {
+					continue
+				}
+			}
+			ok = append(ok, name)
 		}
 	}
-	slices.SortFunc(out, func(a, b []int) int { return a[0] - b[0] })
-	return out
+	return ok
+}
+
+func (w *Window) validate(at string, p *problems) {
+	for j, d := range w.Days {
+		if _, err := pipeline.ParseDays([]string{d}); err != nil {
+			p.add(fmt.Sprintf("%s.days[%d]", at, j), "%v", err)
+		}
+	}
+	if _, err := pipeline.ParseHours(w.Hours); err != nil {
+		p.add(at+".hours", "%v", err)
+	}
+	if _, err := pipeline.LoadZone(w.TimeZone); err != nil {
+		p.add(at+".timeZone", "%v", err)
+	}
+}
+
+// Parse returns the promotion window, or nil for none; the configuration
+// must be valid.
+func (w *Window) Parse() (*pipeline.Window, error) {
+	if w == nil {
+		return nil, nil
+	}
+	return pipeline.ParseWindow(w.Days, w.Hours, w.TimeZone)
+}
+
+// Graph returns the environments' promotion graph.
+func (c *Config) Graph() *pipeline.Graph {
+	nodes := make([]pipeline.Node, len(c.Environments))
+	for i, e := range c.Environments {
+		nodes[i] = pipeline.Node{Name: e.Name, Requires: e.Requires, DependsOn: e.DependsOn}
+		if e.Promote != nil {
+			nodes[i].To = e.Promote.To
+		}
+	}
+	return pipeline.New(nodes)
 }
 
 func sameBranch(a, b Source) bool {

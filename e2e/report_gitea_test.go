@@ -254,6 +254,8 @@ type hookSource struct {
 	prs       []string
 }
 
+func (s *hookSource) Edges() []server.GraphEdge { return nil }
+
 func (s *hookSource) Environments() []string { return []string{"staging"} }
 func (s *hookSource) Environment(context.Context, string) (*state.Environment, error) {
 	return &state.Environment{Name: "staging"}, nil

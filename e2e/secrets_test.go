@@ -3,8 +3,6 @@ package e2e
 import (
 	"encoding/base64"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -247,20 +245,6 @@ func mustYAML(t *testing.T, v any) string {
 	b, err := yaml.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func httpGet(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
 	}
 	return string(b)
 }

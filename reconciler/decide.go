@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"ferry.dev/ferry/apply"
 	"ferry.dev/ferry/internal/text"
+	"ferry.dev/ferry/pipeline"
 	"ferry.dev/ferry/source"
 	"ferry.dev/ferry/state"
 )
@@ -26,13 +29,34 @@ func (r *Reconciler) act(ctx context.Context, rn *run) {
 		return
 	}
 	v, ok := st.VerdictFor(commit)
-	if !ok || !v.Action.IsZero() {
-		return
+	if !ok || (!v.Action.IsZero() && st.Promote == nil) || st.Suspended != nil {
+		return // a suspended environment decides once resumed
+	}
+	if !v.Action.IsZero() {
+		// A person asked to promote again (`ferry promote`): the hops not
+		// promoted yet are decided anew, e.g. after a hold was resolved.
+		if v.Outcome != state.OutcomeHealthy || r.env.Promote == nil {
+			r.clearPromoteRequest(ctx)
+			return
+		}
+		v.Action = state.Action{}
+		v.Hops = slices.Clone(v.Hops)
+		for i := range v.Hops {
+			if v.Hops[i].Action.Kind != state.ActionPromoted {
+				v.Hops[i].Action = state.Action{}
+			}
+		}
 	}
 	var action state.Action
+	hopped := false // each hop announced itself
 	switch {
 	case v.Outcome == state.OutcomeHealthy && r.env.Promote != nil:
-		action, err = r.promote(ctx, rn)
+		var done bool
+		action, done, err = r.promoteAll(ctx, rn, st, v)
+		if err == nil && !done {
+			return // some hops wait; a poke or the window's opening resumes them
+		}
+		hopped = true
 	case v.Outcome == state.OutcomeHealthy:
 		action = state.None()
 	case v.Outcome == state.OutcomeQuarantined:
@@ -49,11 +73,17 @@ func (r *Reconciler) act(ctx context.Context, rn *run) {
 	}
 	_, err = r.store.Update(ctx, r.env.Name, func(st *state.State) error {
 		st.SetAction(commit, action)
+		st.Promote = nil
 		switch {
 		case action.Kind == state.ActionStalled:
 			st.Phase, st.Message = state.PhaseStalled, action.Reason
 		case action.Kind == state.ActionHeld && v.Outcome != state.OutcomeHealthy:
 			st.Message = v.Reason + " (" + action.String() + ")"
+		case v.Outcome.Failed() && r.graph != nil && len(r.graph.Downstream(r.env.Name)) > 0:
+			// Say where the tree stopped, and who will not receive it.
+			st.Message = pipeline.Halt{At: r.env.Name, Reason: v.Reason, Missed: r.graph.Downstream(r.env.Name)}.String() + " (" + action.String() + ")"
+		case hopped:
+			st.Message = ""
 		}
 		return nil
 	})
@@ -62,7 +92,159 @@ func (r *Reconciler) act(ctx context.Context, rn *run) {
 		return
 	}
 	rn.log.Info("decided", "action", action.String())
-	r.announceAction(ctx, commit, v, action)
+	if !hopped {
+		r.announceAction(ctx, commit, v, action)
+	}
+}
+
+func (r *Reconciler) clearPromoteRequest(ctx context.Context) {
+	if _, err := r.store.Update(ctx, r.env.Name, func(st *state.State) error {
+		st.Promote = nil
+		return nil
+	}); err != nil {
+		r.log.Error("clear the promote request", "error", err)
+	}
+}
+
+// promoteAll takes a healthy revision to each target, one hop at a time:
+// a hop enters when every environment its target requires holds the same
+// tree healthy and the window is open (or a person said --now); it waits
+// otherwise, and stops for good when a required environment failed the
+// tree. Each hop's result is recorded in the verdict as it is decided.
+// done is false while a hop waits; action sums up the hops once all are
+// decided.
+func (r *Reconciler) promoteAll(ctx context.Context, rn *run, st *state.State, v state.Verdict) (action state.Action, done bool, err error) {
+	commit := rn.rev.Commit.Hash.String()
+	req := st.Promote
+	now := r.now()
+	graph := r.graph
+	if graph == nil {
+		graph = pipeline.New(nil)
+	}
+	hops := make([]state.Hop, 0, len(r.env.Promote.Targets))
+	waiting := []string{}
+	var wake time.Time
+	for _, t := range r.env.Promote.Targets {
+		to := t.env.Name
+		if h, ok := v.Hop(to); ok && !h.Action.IsZero() {
+			hops = append(hops, *h)
+			continue
+		}
+		if req != nil && req.To != "" && req.To != to {
+			// A person promoted to another target only; this one keeps
+			// whatever it was waiting for.
+			if h, ok := v.Hop(to); ok {
+				hops = append(hops, *h)
+				waiting = append(waiting, to+": "+h.Waiting)
+				continue
+			}
+		}
+		window := r.env.Promote.Window
+		if req != nil && req.Now && (req.To == "" || req.To == to) {
+			window = nil
+		}
+		d := graph.Admit(to, func(env string) pipeline.Seen { return r.seen(ctx, env, rn.rev.Commit.TreeHash) }, window, now)
+		hop := state.Hop{To: to}
+		switch d.Verdict {
+		case pipeline.Enter:
+			a, err := r.promote(ctx, rn, t)
+			if err != nil {
+				return state.Action{}, false, err
+			}
+			if a.Kind == state.ActionPromoted && req != nil && req.By != "" {
+				a.Reason = strings.TrimPrefix(a.Reason+", by "+req.By, ", ")
+			}
+			hop.Action = a
+			r.announceAction(ctx, commit, v, a)
+		case pipeline.Stop:
+			hop.Action = state.Held(d.Reason)
+			r.announceAction(ctx, commit, v, hop.Action)
+		default:
+			hop.Waiting, hop.Until = d.Reason, d.Until
+			waiting = append(waiting, to+": "+d.Reason)
+			if !d.Until.IsZero() && (wake.IsZero() || d.Until.Before(wake)) {
+				wake = d.Until
+			}
+		}
+		hops = append(hops, hop)
+	}
+	if _, err := r.store.Update(ctx, r.env.Name, func(st *state.State) error {
+		for i := range st.History {
+			if st.History[i].Commit == commit {
+				st.History[i].Hops = hops
+			}
+		}
+		if len(waiting) > 0 {
+			st.Message = "promotion " + strings.Join(waiting, "; ")
+		}
+		if req != nil {
+			st.Promote = nil // a request is acted on once
+		}
+		return nil
+	}); err != nil {
+		return state.Action{}, false, err
+	}
+	if len(waiting) > 0 {
+		r.wake = wake
+		return state.Action{}, false, nil
+	}
+	return sumHops(hops), true, nil
+}
+
+// sumHops is the action of a verdict whose hops are all decided: one hop
+// is its own action; several promoted are "promoted to a, b"; a mix says
+// each.
+func sumHops(hops []state.Hop) state.Action {
+	if len(hops) == 1 {
+		return hops[0].Action
+	}
+	var promoted, parts []string
+	for _, h := range hops {
+		if h.Action.Kind == state.ActionPromoted {
+			promoted = append(promoted, h.To)
+		}
+		parts = append(parts, h.To+": "+h.Action.String())
+	}
+	if len(promoted) == len(hops) {
+		return state.Promoted(strings.Join(promoted, ", "), "")
+	}
+	return state.Held(strings.Join(parts, "; "))
+}
+
+// seen is how the tree stands in env: the newest verdict there on a
+// commit with exactly this tree, or Verifying while such a commit is being
+// reconciled, else Absent. Trees, not commits, are compared: a promotion
+// commit carries the verified tree under a new hash.
+func (r *Reconciler) seen(ctx context.Context, env string, tree plumbing.Hash) pipeline.Seen {
+	p, ok := r.peers[env]
+	if !ok {
+		return pipeline.Seen{Standing: pipeline.Absent}
+	}
+	st, err := p.store.Load(ctx, env)
+	if err != nil {
+		return pipeline.Seen{Standing: pipeline.Absent}
+	}
+	sameTree := func(commit string) bool {
+		rev, err := p.env.Repo.Revision(plumbing.NewHash(commit))
+		return err == nil && rev.Commit.TreeHash == tree
+	}
+	for _, v := range st.History {
+		if !sameTree(v.Commit) {
+			continue
+		}
+		switch {
+		case v.Outcome == state.OutcomeHealthy:
+			return pipeline.Seen{Standing: pipeline.Healthy}
+		case v.Action.IsZero():
+			return pipeline.Seen{Standing: pipeline.Failed, Reason: v.Reason}
+		default:
+			return pipeline.Seen{Standing: pipeline.Failed, Reason: v.Reason + " (" + v.Action.String() + ")"}
+		}
+	}
+	if st.Target != nil && sameTree(st.Target.Commit) {
+		return pipeline.Seen{Standing: pipeline.Verifying}
+	}
+	return pipeline.Seen{Standing: pipeline.Absent}
 }
 
 // revert writes a revert commit on the environment's branch whose tree is
@@ -143,8 +325,7 @@ func revertMessage(undone []*object.Commit, reason string) string {
 // a fast-forward when possible, else a promotion commit on the target's
 // tip with exactly the verified tree. It never drops a commit the target
 // has and the revision lacks, other than ferry's own.
-func (r *Reconciler) promote(ctx context.Context, rn *run) (state.Action, error) {
-	t := r.env.Promote.Target
+func (r *Reconciler) promote(ctx context.Context, rn *run, t *Reconciler) (state.Action, error) {
 	to := t.env.Name
 	if r.env.Promote.RequireSoak && r.env.Health.Soak == 0 {
 		return state.Held("requireSoak is set and the environment has no soak"), nil

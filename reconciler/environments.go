@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"ferry.dev/ferry/forge"
+	"ferry.dev/ferry/server"
 	"ferry.dev/ferry/state"
 )
 
@@ -41,5 +42,14 @@ func (m *Manager) Watches(repo forge.Repo, branch string) []string {
 		}
 	}
 	slices.Sort(out)
+	return out
+}
+
+// Edges are the arrows of the pipeline graph, for the status page.
+func (m *Manager) Edges() []server.GraphEdge {
+	var out []server.GraphEdge
+	for _, e := range m.cfg.Graph().Edges() {
+		out = append(out, server.GraphEdge{From: e.From, To: e.To, Kind: string(e.Kind)})
+	}
 	return out
 }

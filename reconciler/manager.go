@@ -35,6 +35,9 @@ type Options struct {
 	Metrics *server.Metrics
 	// ExternalURL is where people reach ferry, for the links in statuses.
 	ExternalURL string
+	// Now is the clock of decisions (promotion windows, verdict times);
+	// nil is time.Now. Tests move it to open and close windows.
+	Now func() time.Time
 }
 
 func (o Options) withDefaults() Options {
@@ -87,12 +90,28 @@ func NewManager(ctx context.Context, cfg *config.Config, opts Options) (*Manager
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	graph := cfg.Graph()
 	for _, env := range cfg.Environments {
-		if env.Promote != nil {
-			m.envs[env.Name].env.Promote = &Promotion{Target: m.envs[env.Promote.To], RequireSoak: env.Promote.RequireSoak,
-				PullRequest: env.Promote.Mode == config.PromotePullRequest}
-			m.envs[env.Name].pulls = opts.PullRequests
+		r := m.envs[env.Name]
+		r.graph, r.peers = graph, m.envs
+		if opts.Now != nil {
+			r.now = opts.Now
 		}
+		for _, d := range env.DependsOn {
+			r.deps = append(r.deps, m.envs[d])
+		}
+		if env.Promote == nil {
+			continue
+		}
+		window, err := env.Promote.Window.Parse()
+		if err != nil {
+			return nil, fmt.Errorf("environment %s: promote.window: %w", env.Name, err)
+		}
+		p := &Promotion{RequireSoak: env.Promote.RequireSoak, PullRequest: env.Promote.Mode == config.PromotePullRequest, Window: window}
+		for _, to := range env.Promote.To {
+			p.Targets = append(p.Targets, m.envs[to])
+		}
+		r.env.Promote, r.pulls = p, opts.PullRequests
 	}
 	if err := w.ensureNamespaces(ctx); err != nil {
 		return nil, err

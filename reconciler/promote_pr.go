@@ -29,7 +29,7 @@ func (r *Reconciler) promoteByPullRequest(ctx context.Context, rn *run, t *Recon
 	}
 	p := forge.Promotion{Repo: forgeRepo, Environment: to, Base: t.env.Branch, Commit: c.Hash.String(),
 		Title: fmt.Sprintf("Promote %s@%s to %s: %s", r.env.Name, state.Short(c.Hash.String()), to, source.Subject(c.Message)),
-		Body:  r.evidence(ctx, rn)}
+		Body:  r.evidence(ctx, rn, to)}
 	var held state.Action
 	push := func(ctx context.Context) (bool, error) {
 		tip, err := repo.Fetch(ctx, t.env.Branch)
@@ -68,7 +68,7 @@ func (r *Reconciler) promoteByPullRequest(ctx context.Context, rn *run, t *Recon
 
 // evidence is the body of a promotion pull request: the verdict the
 // commit earned in this environment.
-func (r *Reconciler) evidence(ctx context.Context, rn *run) string {
+func (r *Reconciler) evidence(ctx context.Context, rn *run, to string) string {
 	commit := rn.rev.Commit.Hash.String()
 	var b strings.Builder
 	fmt.Fprintf(&b, "ferry verified `%s` in **%s** and promotes exactly that tree.\n\n", state.Short(commit), r.env.Name)
@@ -81,6 +81,6 @@ func (r *Reconciler) evidence(ctx context.Context, rn *run) string {
 	if r.env.Health.Soak > 0 {
 		fmt.Fprintf(&b, "| soak | %s |\n", r.env.Health.Soak)
 	}
-	fmt.Fprintf(&b, "\nMerging moves %s onto this tree.\n", r.env.Promote.Target.env.Name)
+	fmt.Fprintf(&b, "\nMerging moves %s onto this tree.\n", to)
 	return b.String()
 }

@@ -17,6 +17,7 @@ import (
 	"ferry.dev/ferry/apply"
 	"ferry.dev/ferry/forge"
 	"ferry.dev/ferry/health"
+	"ferry.dev/ferry/pipeline"
 	"ferry.dev/ferry/render"
 	"ferry.dev/ferry/scope"
 	"ferry.dev/ferry/source"
@@ -57,12 +58,14 @@ type Environment struct {
 
 // Promotion says where healthy revisions go.
 type Promotion struct {
-	// Target is the environment promoted into.
-	Target *Reconciler
+	// Targets are the environments promoted into, each a hop of its own.
+	Targets []*Reconciler
 	// RequireSoak promotes only revisions verified with a soak.
 	RequireSoak bool
 	// PullRequest opens a pull request instead of pushing.
 	PullRequest bool
+	// Window is when promotions may leave; nil is always.
+	Window *pipeline.Window
 }
 
 // Reconciler keeps one environment converged on its branch.
@@ -82,19 +85,64 @@ type Reconciler struct {
 	notify notifier
 	// keys reads the environment's SOPS decryption keys.
 	keys keyLoader
+	// graph is the shape of all environments, peers their reconcilers by
+	// name, and deps those this one depends on.
+	graph *pipeline.Graph
+	peers map[string]*Reconciler
+	deps  []*Reconciler
+	// poke asks the loop to reconcile its current revision again: a
+	// required environment or a dependency decided, or a window opened.
+	poke chan struct{}
+	// requests carries reconcile requests (RequestedAt values) seen on
+	// the state ConfigMap.
+	requests chan string
+	// wake is when a promotion window opens for a waiting hop; zero for
+	// none.
+	wake time.Time
 }
 
 // New wires a Reconciler for env.
 func New(env Environment, w *source.Watcher, r *render.Renderer, a *apply.Applier, c *health.Checker, s *state.Store, log *slog.Logger) *Reconciler {
 	return &Reconciler{env: env, watcher: w, renderer: r, applier: a, checker: c, store: s,
-		log: log.With("environment", env.Name), now: time.Now}
+		log: log.With("environment", env.Name), now: time.Now,
+		poke: make(chan struct{}, 1), requests: make(chan string, 1)}
+}
+
+// Poke asks the loop to reconcile its current revision again, without
+// polling the branch. It never blocks; pokes coalesce.
+func (r *Reconciler) Poke() {
+	select {
+	case r.poke <- struct{}{}:
+	default:
+	}
+}
+
+// pokePeers wakes the environments that may wait on this one: those
+// depending on it, and the sources of those requiring it.
+func (r *Reconciler) pokePeers() {
+	if r.graph == nil {
+		return
+	}
+	names := r.graph.Dependents(r.env.Name)
+	for _, w := range r.graph.Waiting(r.env.Name) {
+		names = append(names, r.graph.Sources(w)...)
+	}
+	for _, n := range names {
+		if p, ok := r.peers[n]; ok {
+			p.Poke()
+		}
+	}
 }
 
 // Name returns the environment's name.
 func (r *Reconciler) Name() string { return r.env.Name }
 
-// Trigger asks for an immediate poll of the environment's branch.
-func (r *Reconciler) Trigger() { r.watcher.Trigger() }
+// Trigger asks for an immediate poll of the environment's branch, and a
+// pass over the current revision.
+func (r *Reconciler) Trigger() {
+	r.watcher.Trigger()
+	r.Poke()
+}
 
 // Run reconciles until ctx is done. Each new tip of the branch is
 // reconciled at once; between tips, drift is corrected every Interval.
@@ -104,9 +152,18 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	go func() { watchErr <- r.watcher.Run(ctx) }()
 	tick := time.NewTicker(r.env.Interval)
 	defer tick.Stop()
+	go r.watchRequests(ctx)
 	var current *source.Revision
 	for {
 		var next *source.Revision
+		var wake <-chan time.Time
+		var timer *time.Timer
+		if !r.wake.IsZero() {
+			// The window's opening, measured on the loop's clock.
+			timer = time.NewTimer(max(r.wake.Sub(r.now()), 0) + time.Second)
+			wake = timer.C
+		}
+		request := ""
 		select {
 		case <-ctx.Done():
 			<-watchErr
@@ -115,10 +172,68 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		case <-tick.C:
 			r.noteSource(ctx)
 			next = current
+		case <-r.poke:
+			next = current
+		case <-wake:
+			next = current
+		case request = <-r.requests:
+			// Poll now and reconcile the tip, whatever the watcher's
+			// timing; the watcher delivers the same tip later, which is
+			// then a pass over a decided revision.
+			if rev, err := r.env.Repo.Fetch(ctx, r.env.Branch); err == nil {
+				next = rev
+			} else {
+				r.log.Error("reconcile request: fetch", "error", err)
+				next = current
+			}
 		}
+		if timer != nil {
+			timer.Stop()
+		}
+		r.wake = time.Time{}
 		for next != nil {
 			current = next
 			next = r.reconcile(ctx, current)
+		}
+		if request != "" {
+			if _, err := r.store.Update(ctx, r.env.Name, func(st *state.State) error {
+				st.Handled = request
+				return nil
+			}); err != nil {
+				r.log.Error("record the handled request", "error", err)
+			}
+		}
+	}
+}
+
+// requestPoll is how often the state ConfigMap is read for requests from
+// commands (reconcile, suspend, resume, promote).
+const requestPoll = 2 * time.Second
+
+// watchRequests reads the RequestedAt annotation of the state ConfigMap
+// and hands each new value to the loop.
+func (r *Reconciler) watchRequests(ctx context.Context) {
+	seen := ""
+	if st, err := r.store.Load(ctx, r.env.Name); err == nil {
+		seen = st.Handled
+	}
+	tick := time.NewTicker(requestPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		at, err := r.store.Requested(ctx, r.env.Name)
+		if err != nil || at == "" || at == seen {
+			continue
+		}
+		seen = at
+		select {
+		case r.requests <- at:
+		case <-ctx.Done():
+			return
 		}
 	}
 }
@@ -167,12 +282,19 @@ func (r *Reconciler) reconcile(ctx context.Context, rev *source.Revision) *sourc
 	}
 	commit := rev.Commit.Hash.String()
 	rn := &run{rev: rev, started: r.now(), log: r.log.With("revision", state.Short(commit))}
+	if st.Suspended != nil {
+		// Hands off: nothing is applied, pruned, reverted or promoted.
+		rn.log.Info("suspended; not reconciling", "suspension", st.Suspended.String())
+		r.status(commit, forge.Pending, st.Suspended.String())
+		return nil
+	}
 	// A revision seen before is only re-applied to correct drift.
 	_, decided := st.VerdictFor(commit)
 	steps := []struct {
 		name string
 		fn   func(context.Context, *run, bool) error
 	}{
+		{"dependencies", r.waitDeps},
 		{"render", r.render},
 		{"scope", r.scope},
 		{"quarantine", r.gate},
@@ -182,6 +304,9 @@ func (r *Reconciler) reconcile(ctx context.Context, rev *source.Revision) *sourc
 	}
 	for _, s := range steps {
 		err := s.fn(ctx, rn, decided)
+		if errors.Is(err, errWaiting) {
+			return nil // no verdict to act on; a dependency's decision pokes the loop
+		}
 		if errors.Is(err, errHeld) {
 			break
 		}
@@ -259,6 +384,69 @@ func (r *Reconciler) checkScope(res *render.Result) error {
 
 // errHeld stops a reconcile that recorded its own verdict, without failure.
 var errHeld = errors.New("held")
+
+// errWaiting stops a reconcile that waits for its dependencies.
+var errWaiting = errors.New("waiting for dependencies")
+
+// waitDeps lets the reconcile go on only while every environment this one
+// depends on is healthy at its current tip; otherwise the phase is Waiting
+// with the reason, as "infra is Verifying 1a2b3c4".
+func (r *Reconciler) waitDeps(ctx context.Context, run *run, decided bool) error {
+	if len(r.deps) == 0 {
+		return nil
+	}
+	deps := make([]pipeline.Dep, 0, len(r.deps))
+	for _, d := range r.deps {
+		st, err := d.store.Load(ctx, d.env.Name)
+		if err != nil {
+			return err
+		}
+		dep := pipeline.Dep{Name: d.env.Name, Phase: string(st.Phase)}
+		if st.Target != nil {
+			dep.Tip = st.Target.Commit
+		}
+		if st.LastHealthy != nil {
+			dep.Healthy = st.LastHealthy.Commit
+		}
+		deps = append(deps, dep)
+	}
+	ready, reason := pipeline.Ready(deps)
+	commit := run.rev.Commit.Hash.String()
+	if ready {
+		if decided {
+			// A pass over a decided revision: leave Waiting for the phase
+			// its verdict earned.
+			_, err := r.store.Update(ctx, r.env.Name, func(st *state.State) error {
+				if st.Phase == state.PhaseWaiting {
+					v, _ := st.VerdictFor(commit)
+					st.Phase, st.Message = phaseOf(v.Outcome), v.Reason
+				}
+				return nil
+			})
+			return err
+		}
+		return nil
+	}
+	run.log.Info("waiting for dependencies", "reason", reason)
+	_, err := r.store.Update(ctx, r.env.Name, func(st *state.State) error {
+		st.Phase, st.Message = state.PhaseWaiting, reason
+		st.Target = &state.Revision{Commit: commit, Time: run.started}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.status(commit, forge.Pending, "waiting: "+reason)
+	return errWaiting
+}
+
+// phaseOf is the phase a verdict's outcome leaves an environment in.
+func phaseOf(o state.Outcome) state.Phase {
+	if o == state.OutcomeHealthy {
+		return state.PhaseHealthy
+	}
+	return state.PhaseFailed
+}
 
 // gate holds a revision that renders to a quarantined digest, unless its
 // commit carries the override trailer.
@@ -421,6 +609,7 @@ func (r *Reconciler) decide(ctx context.Context, run *run, v *health.Verdict) er
 	}
 	run.log.Info("verdict", "outcome", outcome, "reason", v.Reason, "duration", r.now().Sub(run.started).Round(time.Millisecond))
 	r.announceVerdict(ctx, commit, outcome, v.Reason, run.started)
+	r.pokePeers()
 	return nil
 }
 
@@ -453,6 +642,7 @@ func (r *Reconciler) fail(ctx context.Context, run *run, step string, err error,
 		return
 	}
 	r.announceVerdict(ctx, commit, outcome, reason, run.started)
+	r.pokePeers()
 }
 
 func (r *Reconciler) plannedInventory(res *render.Result) (apply.Inventory, error) {

@@ -29,6 +29,10 @@ type Badge struct {
 // yellow, "stalled @ …" and "unknown" in grey.
 func EnvironmentBadge(s *state.Environment) Badge {
 	b := Badge{Label: s.Name}
+	if s.Suspended != nil {
+		b.Message, b.Colour = text.OneLine(s.Suspended.String(), 60), ColourUnknown
+		return b
+	}
 	commit := ""
 	if s.Target != nil {
 		commit = s.Target.Commit

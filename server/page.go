@@ -48,7 +48,8 @@ h1{font-size:1.5rem}a{color:#0366d6}table{border-collapse:collapse;width:100%;fo
 th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #ddd;vertical-align:top}
 code{font-family:ui-monospace,monospace}.pill{padding:.1rem .5rem;border-radius:.6rem;color:#fff}
 .ok{background:#4c1}.bad{background:#e05d44}.busy{background:#dfb317}.unknown{background:#9f9f9f}
-tr.selected{background:#fff8c5}dl{display:grid;grid-template-columns:max-content auto;gap:.3rem 1rem}dt{font-weight:600}`
+tr.selected{background:#fff8c5}dl{display:grid;grid-template-columns:max-content auto;gap:.3rem 1rem}dt{font-weight:600}
+figure.graph{margin:1rem 0;overflow-x:auto}figure.graph svg{max-width:100%;height:auto}figcaption{font-size:.8rem;color:#555}`
 
 var environmentPage = template.Must(template.New("environment").Funcs(pageFuncs).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>ferry · {{.Env.Name}}</title>
@@ -57,6 +58,7 @@ var environmentPage = template.Must(template.New("environment").Funcs(pageFuncs)
 <h1>{{.Env.Name}} <span class="pill {{.Class}}">{{.Badge.Message}}</span></h1>
 <dl>
 <dt>Phase</dt><dd>{{with .Env.Phase}}{{.}}{{else}}not reconciled yet{{end}}</dd>
+{{with .Env.Suspended}}<dt>Suspended</dt><dd>{{.}}</dd>{{end}}
 {{with .Env.Branch}}<dt>Branch</dt><dd><code>{{.}}</code>{{with $.Env.Path}} at <code>{{.}}</code>{{end}}</dd>{{end}}
 {{with .Env.Message}}<dt>Message</dt><dd>{{.}}</dd>{{end}}
 {{with .Env.SourceError}}<dt>Source error</dt><dd>{{.}}</dd>{{end}}
@@ -79,8 +81,9 @@ var indexPage = template.Must(template.New("index").Funcs(pageFuncs).Parse(`<!DO
 <html lang="en"><head><meta charset="utf-8"><title>ferry</title>
 <style>` + pageStyle + `</style></head><body>
 <h1>ferry environments</h1>
+<figure class="graph">{{.Graph}}<figcaption>Promotions are solid arrows, requirements dashed, dependencies dotted.</figcaption></figure>
 <table><thead><tr><th>Environment</th><th>State</th><th>Badge</th></tr></thead><tbody>
-{{range .}}<tr><td><a href="/environments/{{.Name}}">{{.Name}}</a></td><td>{{.Badge.Message}}</td>
+{{range .Rows}}<tr><td><a href="/environments/{{.Name}}">{{.Name}}</a></td><td>{{.Badge.Message}}</td>
 <td><img alt="{{.Name}} badge" src="/badge/{{.Name}}.svg"></td></tr>{{end}}
 </tbody></table></body></html>
 `))
@@ -106,18 +109,28 @@ type indexRow struct {
 	Badge Badge
 }
 
+type indexData struct {
+	Rows  []indexRow
+	Graph template.HTML
+}
+
 func (s *server) indexPage(w http.ResponseWriter, r *http.Request) {
 	var rows []indexRow
+	var nodes []GraphNode
 	for _, env := range s.src.Environments() {
 		row := indexRow{Name: env, Badge: Badge{Message: "unavailable"}}
+		node := GraphNode{Name: env, Phase: "unavailable"}
 		if e, err := s.src.Environment(r.Context(), env); err == nil && e != nil {
-			row.Badge = EnvironmentBadge(sanitized(e))
+			e = sanitized(e)
+			row.Badge = EnvironmentBadge(e)
+			node = graphNode(e, row.Badge)
 		} else {
 			s.log.Error("report: read environment state", "environment", env, "error", err)
 		}
 		rows = append(rows, row)
+		nodes = append(nodes, node)
 	}
-	writePage(w, indexPage, rows)
+	writePage(w, indexPage, indexData{Rows: rows, Graph: PipelineGraph(nodes, s.src.Edges())})
 }
 
 func writePage(w http.ResponseWriter, t *template.Template, data any) {
@@ -132,4 +145,27 @@ func writePage(w http.ResponseWriter, t *template.Template, data any) {
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// graphNode is e as a box of the pipeline graph: the revision it runs,
+// its newest verdict and its phase (with the message when it waits or is
+// suspended), in its badge's colour.
+func graphNode(e *state.Environment, b Badge) GraphNode {
+	n := GraphNode{Name: e.Name, Phase: string(e.Phase), Colour: b.Colour}
+	switch {
+	case e.LastApplied != nil:
+		n.Revision = state.Short(e.LastApplied.Commit)
+	case e.Target != nil:
+		n.Revision = state.Short(e.Target.Commit)
+	}
+	if len(e.History) > 0 {
+		n.Verdict = string(e.History[0].Outcome)
+	}
+	switch {
+	case e.Suspended != nil:
+		n.Phase = e.Suspended.String()
+	case e.Phase == state.PhaseWaiting && e.Message != "":
+		n.Phase = string(e.Phase) + ": " + e.Message
+	}
+	return n
 }

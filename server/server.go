@@ -37,6 +37,8 @@ type ServerOptions struct {
 	ReplayMemory int
 	// Log receives the server's logs; default slog.Default().
 	Log *slog.Logger
+	// Version is served on /api/v1/version.
+	Version Version
 }
 
 // DefaultServerOptions returns the options ferry serves with, without a
@@ -73,6 +75,7 @@ func NewServer(src Source, opts ServerOptions) http.Handler {
 	}
 	mux.HandleFunc("GET /badge/{file}", s.environmentBadge)
 	mux.HandleFunc("GET /badge/{env}/{file}", s.commitBadge)
+	mux.HandleFunc("GET /api/v1/version", s.version)
 	mux.HandleFunc("GET /api/v1/environments", s.apiList)
 	mux.HandleFunc("GET /api/v1/environments/{env}", s.apiEnvironment)
 	mux.HandleFunc("GET /environments", s.indexPage)

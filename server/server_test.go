@@ -56,6 +56,10 @@ func (s *source) Trigger(env string) bool {
 	return true
 }
 
+func (s *source) Edges() []GraphEdge {
+	return []GraphEdge{{From: "staging", To: "production", Kind: "promotes"}}
+}
+
 func (s *source) Triggered() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -19,6 +19,9 @@ type Source interface {
 	Trigger(env string) bool
 	// Watches returns the environments that follow branch of repo.
 	Watches(repo forge.Repo, branch string) []string
+	// Edges are the arrows of the pipeline graph between environments:
+	// promotions, requirements and dependencies.
+	Edges() []GraphEdge
 }
 
 // verdictFor returns the newest verdict of e on commit, which may be given

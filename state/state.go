@@ -27,6 +27,9 @@ const (
 	PhaseHealthy   Phase = "Healthy"
 	PhaseFailed    Phase = "Failed"
 	PhaseStalled   Phase = "Stalled"
+	// PhaseWaiting: the environment waits for its dependencies before it
+	// applies; Message says for which, as "infra is Verifying 1a2b3c4".
+	PhaseWaiting Phase = "Waiting"
 )
 
 // Outcome is the verdict on one revision.
@@ -87,6 +90,66 @@ type Verdict struct {
 	// Action is what ferry did after the verdict; zero while undecided.
 	// It is stored as its text, e.g. "promoted to production".
 	Action Action `json:"action,omitzero"`
+	// Hops are the promotions of a healthy revision, one per target
+	// environment, each with its own result; Action is set once every hop
+	// is decided.
+	Hops []Hop `json:"hops,omitempty"`
+}
+
+// Hop is the promotion of one revision into one target environment.
+type Hop struct {
+	// To is the target environment.
+	To string `json:"to"`
+	// Action is what ferry did for this hop (promoted, held); zero while
+	// the hop waits.
+	Action Action `json:"action,omitzero"`
+	// Waiting says what the hop waits for while Action is zero: a required
+	// environment, or the promotion window.
+	Waiting string `json:"waiting,omitempty"`
+	// Until is when the window opens, for a hop waiting for it.
+	Until time.Time `json:"until,omitzero"`
+}
+
+// Hop returns the hop into env, if any.
+func (v *Verdict) Hop(env string) (*Hop, bool) {
+	for i := range v.Hops {
+		if v.Hops[i].To == env {
+			return &v.Hops[i], true
+		}
+	}
+	return nil, false
+}
+
+// Suspension is a person's "hands off": a suspended environment applies,
+// prunes, reverts and promotes nothing until it is resumed.
+type Suspension struct {
+	Reason string    `json:"reason,omitempty"`
+	By     string    `json:"by,omitempty"`
+	Time   time.Time `json:"time"`
+}
+
+// String is "suspended: <reason> (by <user>)".
+func (s *Suspension) String() string {
+	out := "suspended"
+	if s.Reason != "" {
+		out += ": " + s.Reason
+	}
+	if s.By != "" {
+		out += " (by " + s.By + ")"
+	}
+	return out
+}
+
+// PromoteRequest is a person's request to promote an environment's last
+// healthy revision now, recorded by `ferry promote`.
+type PromoteRequest struct {
+	// To limits the promotion to one target; empty means every target.
+	To string `json:"to,omitempty"`
+	// Now overrides the promotion window.
+	Now bool `json:"now,omitempty"`
+	// By is who asked.
+	By   string    `json:"by,omitempty"`
+	Time time.Time `json:"time"`
 }
 
 // Environment is one environment's state as the status API, page and
@@ -119,6 +182,13 @@ type State struct {
 	History []Verdict `json:"history,omitempty"`
 	// Quarantine holds the digests of reverted renderings.
 	Quarantine []Quarantined `json:"quarantine,omitempty"`
+	// Suspended, when set, stops the environment until a person resumes it.
+	Suspended *Suspension `json:"suspended,omitempty"`
+	// Promote is a person's pending request to promote by hand.
+	Promote *PromoteRequest `json:"promote,omitempty"`
+	// Handled is the last reconcile request (the ConfigMap's
+	// ferry.dev/requested-at annotation) that a reconcile pass finished.
+	Handled string `json:"handled,omitempty"`
 }
 
 // Quarantined returns the quarantine entry of digest, if any.

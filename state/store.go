@@ -125,3 +125,45 @@ func (s *Store) Event(ctx context.Context, env string, warning bool, reason, mes
 	}
 	return nil
 }
+
+// RequestedAt is the annotation on a state ConfigMap by which a command on
+// any machine asks the ferry replica running the environment to poll and
+// reconcile now. Its value is an RFC 3339 time in UTC with nanoseconds,
+// fixed width, so later requests sort after earlier ones.
+const RequestedAt = "ferry.dev/requested-at"
+
+// Request asks for a reconcile of env now: it writes the RequestedAt
+// annotation (creating the ConfigMap if needed) and returns its value.
+// The reconciler records the value in State.Handled once a pass finished.
+func (s *Store) Request(ctx context.Context, env string, now time.Time) (string, error) {
+	// Fixed width in UTC, so that later requests sort after earlier ones.
+	at := now.UTC().Format("2006-01-02T15:04:05.000000000Z")
+	if _, err := s.Update(ctx, env, func(*State) error { return nil }); err != nil {
+		return "", err // makes sure the ConfigMap exists
+	}
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cm := &corev1.ConfigMap{}
+		if err := s.client.Get(ctx, client.ObjectKey{Namespace: s.namespace, Name: ConfigMapName(env)}, cm); err != nil {
+			return err
+		}
+		if cm.Annotations == nil {
+			cm.Annotations = map[string]string{}
+		}
+		cm.Annotations[RequestedAt] = at
+		return s.client.Update(ctx, cm)
+	})
+	if err != nil {
+		return "", fmt.Errorf("request a reconcile of %s: annotate ConfigMap %s/%s: %w", env, s.namespace, ConfigMapName(env), err)
+	}
+	return at, nil
+}
+
+// Requested returns the RequestedAt annotation of env's state ConfigMap,
+// empty if none.
+func (s *Store) Requested(ctx context.Context, env string) (string, error) {
+	_, cm, err := s.get(ctx, env)
+	if err != nil || cm == nil {
+		return "", err
+	}
+	return cm.Annotations[RequestedAt], nil
+}

@@ -54,6 +54,7 @@ func newRoot() *cobra.Command {
 	config.AddFlags(root.PersistentFlags())
 	root.AddCommand(newRunCmd(), newDiffCmd(), newHistoryCmd(), newReleaseCmd(), newRollbackCmd(), newDevCmd())
 	root.AddCommand(newBootstrapCmd(), newUninstallCmd(), newScopeCmd())
+	root.AddCommand(newVersionCmd(), newStatusCmd(), newReconcileCmd(), newSuspendCmd(), newResumeCmd(), newPromoteCmd())
 	return root
 }
 

@@ -59,6 +59,7 @@ func serve(ctx context.Context, cfg *config.Config, m *reconciler.Manager, f *li
 	defer cancel()
 	opts := server.DefaultServerOptions()
 	opts.WebhookSecret, opts.Registry, opts.Log = f.secret, f.registry, log
+	opts.Version = clientVersion()
 	opts.OnPullRequest = func(repo forge.Repo, number int, head, base string) {
 		m.PlanPullRequest(ctx, repo, number, head, base) // queued: returns at once
 	}
