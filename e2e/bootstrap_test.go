@@ -391,7 +391,7 @@ func TestBootstrapPreflightClusterPermissions(t *testing.T) {
 	}
 	t.Logf("preflight output:\n%s\nerror:\n%v", out.String(), err)
 	for _, want := range []string{"namespaces (cluster-wide): get, create, patch", "clusterroles.rbac.authorization.k8s.io (cluster-wide): get, create, patch",
-		"secrets in namespace " + o.Namespace + ": get, create, update", "serviceaccounts in namespace " + o.Namespace + ": impersonate", "cluster administrator"} {
+		"secrets in namespace " + o.Namespace + ": create, update", "secrets in namespace " + o.Namespace + ": get", "serviceaccounts in namespace " + o.Namespace + ": impersonate", "cluster administrator"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
