@@ -32,9 +32,10 @@ func TestRowOf(t *testing.T) {
 			Next: "promote to prod-us waiting for the promotion window Mon-Thu 09:00-16:00 UTC, opens Mon 09:00 UTC"}},
 		{"failed and reverted", state.Environment{Name: "staging", State: state.State{
 			Phase: state.PhaseFailed, Target: &state.Revision{Commit: b}, LastHealthy: &state.Revision{Commit: a}, SourceError: "fetch: timeout",
-			History: []state.Verdict{{Commit: b, Outcome: state.OutcomeFailed, Reason: "Deployment web: CrashLoopBackOff", Action: state.Reverted("9e9e9e9e9e")}},
+			History: []state.Verdict{{Commit: b, Outcome: state.OutcomeFailed, Reason: "Deployment web: CrashLoopBackOff", Action: state.Reverted("9e9e9e9e9e"),
+				Stopped: "stopped at staging (Deployment web: CrashLoopBackOff); prod-eu, prod-us will not receive it"}},
 		}}, statusRow{Name: "staging", Tip: b, Phase: "Failed", Verdict: "Failed: Deployment web: CrashLoopBackOff", Healthy: a,
-			Next: "reverted by 9e9e9e9", SourceError: "fetch: timeout"}},
+			Next: "reverted by 9e9e9e9; stopped at staging (Deployment web: CrashLoopBackOff); prod-eu, prod-us will not receive it", SourceError: "fetch: timeout"}},
 		{"waiting for a dependency", state.Environment{Name: "app", State: state.State{
 			Phase: state.PhaseWaiting, Message: "infra is Verifying 1a2b3c4", Target: &state.Revision{Commit: b},
 		}}, statusRow{Name: "app", Tip: b, Phase: "Waiting: infra is Verifying 1a2b3c4", Next: "apply when infra is Verifying 1a2b3c4 turns healthy"}},
