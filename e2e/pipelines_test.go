@@ -188,9 +188,8 @@ func TestPipelineWaves(t *testing.T) {
 	if v.Outcome != state.OutcomeFailed || !strings.HasPrefix(v.Action.String(), "reverted by ") {
 		t.Fatalf("bad commit in staging: %+v", v)
 	}
-	st := f.state(t, "staging")
-	if !strings.Contains(st.Message, "stopped at staging") || !strings.Contains(st.Message, "prod-eu, prod-us will not receive it") {
-		t.Errorf("staging's message does not say where the tree stopped: %q", st.Message)
+	if !strings.HasPrefix(v.Stopped, "stopped at staging (") || !strings.HasSuffix(v.Stopped, "); prod-eu, prod-us will not receive it") {
+		t.Errorf("staging's verdict does not say where the tree stopped: %q", v.Stopped)
 	}
 	consistently(t, 3*time.Second, func() (bool, string) {
 		for _, e := range []string{"prod-eu", "prod-us"} {
@@ -262,7 +261,7 @@ spec:
 // the phase Waiting naming infra, and applies only once infra is healthy.
 func TestDependsOnWaitsForInfra(t *testing.T) {
 	files := map[string]string{
-		"envs/infra/crd.yaml":          gadgetCRD,
+		"envs/infra/crd.yaml":           gadgetCRD,
 		"envs/infra/kustomization.yaml": "resources:\n  - crd.yaml\n",
 		"envs/app/gadget.yaml":          "apiVersion: pipelines.e2e.ferry.dev/v1\nkind: Gadget\nmetadata:\n  name: g1\nspec:\n  size: 1\n",
 		"envs/app/kustomization.yaml":   "resources:\n  - gadget.yaml\n",

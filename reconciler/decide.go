@@ -71,17 +71,26 @@ func (r *Reconciler) act(ctx context.Context, rn *run) {
 		rn.log.Error("decide", "error", err)
 		return
 	}
+	stopped := ""
+	if v.Outcome.Failed() && r.graph != nil && len(r.graph.Downstream(r.env.Name)) > 0 {
+		stopped = pipeline.Halt{At: r.env.Name, Reason: v.Reason, Missed: r.graph.Downstream(r.env.Name)}.String()
+	}
 	_, err = r.store.Update(ctx, r.env.Name, func(st *state.State) error {
 		st.SetAction(commit, action)
+		for i := range st.History {
+			if st.History[i].Commit == commit && stopped != "" {
+				st.History[i].Stopped = stopped
+			}
+		}
 		st.Promote = nil
 		switch {
 		case action.Kind == state.ActionStalled:
 			st.Phase, st.Message = state.PhaseStalled, action.Reason
 		case action.Kind == state.ActionHeld && v.Outcome != state.OutcomeHealthy:
 			st.Message = v.Reason + " (" + action.String() + ")"
-		case v.Outcome.Failed() && r.graph != nil && len(r.graph.Downstream(r.env.Name)) > 0:
+		case stopped != "":
 			// Say where the tree stopped, and who will not receive it.
-			st.Message = pipeline.Halt{At: r.env.Name, Reason: v.Reason, Missed: r.graph.Downstream(r.env.Name)}.String() + " (" + action.String() + ")"
+			st.Message = stopped + " (" + action.String() + ")"
 		case hopped:
 			st.Message = ""
 		}

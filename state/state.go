@@ -94,6 +94,10 @@ type Verdict struct {
 	// environment, each with its own result; Action is set once every hop
 	// is decided.
 	Hops []Hop `json:"hops,omitempty"`
+	// Stopped, on a failed revision of an environment that promotes, says
+	// where the tree stopped and who will not receive it: "stopped at
+	// staging (<reason>); prod-eu, prod-us will not receive it".
+	Stopped string `json:"stopped,omitempty"`
 }
 
 // Hop is the promotion of one revision into one target environment.

@@ -72,10 +72,14 @@ func nextOf(e state.Environment, newest *state.Verdict) string {
 	if len(waiting) > 0 {
 		return strings.Join(waiting, "; ")
 	}
+	next := ""
 	if !newest.Action.IsZero() && newest.Action.Kind != state.ActionNone {
-		return newest.Action.String()
+		next = newest.Action.String()
 	}
-	return ""
+	if newest.Stopped != "" {
+		next = strings.TrimPrefix(next+"; "+newest.Stopped, "; ")
+	}
+	return next
 }
 
 // whoAmI names the person running a command, for suspensions and

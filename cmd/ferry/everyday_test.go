@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,9 +34,10 @@ func TestRowOf(t *testing.T) {
 			Next: "promote to prod-us waiting for the promotion window Mon-Thu 09:00-16:00 UTC, opens Mon 09:00 UTC"}},
 		{"failed and reverted", state.Environment{Name: "staging", State: state.State{
 			Phase: state.PhaseFailed, Target: &state.Revision{Commit: b}, LastHealthy: &state.Revision{Commit: a}, SourceError: "fetch: timeout",
-			History: []state.Verdict{{Commit: b, Outcome: state.OutcomeFailed, Reason: "Deployment web: CrashLoopBackOff", Action: state.Reverted("9e9e9e9e9e")}},
+			History: []state.Verdict{{Commit: b, Outcome: state.OutcomeFailed, Reason: "Deployment web: CrashLoopBackOff", Action: state.Reverted("9e9e9e9e9e"),
+				Stopped: "stopped at staging (Deployment web: CrashLoopBackOff); prod-eu, prod-us will not receive it"}},
 		}}, statusRow{Name: "staging", Tip: b, Phase: "Failed", Verdict: "Failed: Deployment web: CrashLoopBackOff", Healthy: a,
-			Next: "reverted by 9e9e9e9", SourceError: "fetch: timeout"}},
+			Next: "reverted by 9e9e9e9; stopped at staging (Deployment web: CrashLoopBackOff); prod-eu, prod-us will not receive it", SourceError: "fetch: timeout"}},
 		{"waiting for a dependency", state.Environment{Name: "app", State: state.State{
 			Phase: state.PhaseWaiting, Message: "infra is Verifying 1a2b3c4", Target: &state.Revision{Commit: b},
 		}}, statusRow{Name: "app", Tip: b, Phase: "Waiting: infra is Verifying 1a2b3c4", Next: "apply when infra is Verifying 1a2b3c4 turns healthy"}},
@@ -85,5 +88,34 @@ func TestVersionServer(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "server: v9.9.9 (commit abcdef012345, go1.26.8)\n") || !strings.HasPrefix(b.String(), "client: ") {
 		t.Errorf("ferry version --server = %q", b.String())
+	}
+}
+
+// TestPromoteRefusesWhatConfigForbids: `ferry promote` checks the
+// configuration before it asks any cluster.
+func TestPromoteRefusesWhatConfigForbids(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ferry.yaml")
+	cfg := `environments:
+  - {name: staging, source: {url: https://git.example.com/app.git, branch: main, path: .}, promote: {to: [prod-eu, prod-us]}}
+  - {name: prod-eu, source: {url: https://git.example.com/app.git, branch: prod-eu, path: .}}
+  - {name: prod-us, source: {url: https://git.example.com/app.git, branch: prod-us, path: .}}
+`
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"promote", "prod-eu"}, "prod-eu promotes nowhere"},
+		{[]string{"promote", "staging", "--to", "qa"}, `staging does not promote to "qa"; its targets: prod-eu, prod-us`},
+		{[]string{"promote", "nowhere"}, `environment "nowhere" is not configured`},
+	} {
+		root := newRoot()
+		root.SetArgs(append(tc.args, "--config", path))
+		err := root.Execute()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ferry %v: %v, want %q", tc.args, err, tc.want)
+		}
 	}
 }
