@@ -267,8 +267,10 @@ func TestDependsOnWaitsForInfra(t *testing.T) {
 		"envs/app/kustomization.yaml":   "resources:\n  - gadget.yaml\n",
 	}
 	envs := []pipelineEnv{
-		// infra soaks, so the app sees it Verifying for a while.
-		{name: "infra", branch: "main", health: "{timeout: 2m, interval: 250ms, soak: 4s}"},
+		// infra soaks, so the app sees it Verifying for a while; its
+		// scope lets it write the CRD, which is cluster-scoped.
+		{name: "infra", branch: "main", health: "{timeout: 2m, interval: 250ms, soak: 4s}",
+			extra: "    scope: {clusterKinds: [Namespace, CustomResourceDefinition]}\n"},
 		{name: "app", branch: "app", extra: "    dependsOn: [infra]\n"},
 	}
 	f, cfg := newMulti(t, envs, files, "")
