@@ -1,7 +1,6 @@
 package source
 
 import (
-	"sync/atomic"
 	"net"
 	"net/http"
 	"net/http/cgi"
@@ -10,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
