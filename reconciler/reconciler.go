@@ -72,6 +72,9 @@ type Reconciler struct {
 	// pulls opens promotion pull requests; nil without a forge.
 	pulls  forge.PullRequests
 	notify notifier
+	// stalls holds back the drift ticker from a commit a terminal error
+	// stalled.
+	stalls stalls
 }
 
 // New wires a Reconciler for env.
@@ -83,8 +86,12 @@ func New(env Environment, w *source.Watcher, r *render.Renderer, a *apply.Applie
 // Name returns the environment's name.
 func (r *Reconciler) Name() string { return r.env.Name }
 
-// Trigger asks for an immediate poll of the environment's branch.
-func (r *Reconciler) Trigger() { r.watcher.Trigger() }
+// Trigger asks for an immediate poll of the environment's branch, and
+// lets a commit stalled by a terminal error be tried again.
+func (r *Reconciler) Trigger() {
+	r.stalls.clear()
+	r.watcher.Trigger()
+}
 
 // Run reconciles until ctx is done. Each new tip of the branch is
 // reconciled at once; between tips, drift is corrected every Interval.
@@ -102,8 +109,12 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			<-watchErr
 			return nil
 		case next = <-r.watcher.Revisions():
+			r.stalls.clear()
 		case <-tick.C:
 			r.noteSource(ctx)
+			if current != nil && r.stalls.holds(current.Commit.Hash.String(), r.now()) {
+				continue
+			}
 			next = current
 		}
 		for next != nil {
@@ -150,13 +161,12 @@ type run struct {
 // reconcile takes rev through the steps. It returns a newer revision that
 // arrived during verification, which the caller reconciles next.
 func (r *Reconciler) reconcile(ctx context.Context, rev *source.Revision) *source.Revision {
-	st, err := r.store.Load(ctx, r.env.Name)
-	if err != nil {
-		r.log.Error("load state", "error", err)
-		return nil
-	}
 	commit := rev.Commit.Hash.String()
 	rn := &run{rev: rev, started: r.now(), log: r.log.With("revision", state.Short(commit))}
+	st, err := r.loadState(ctx, rn)
+	if err != nil {
+		return rn.newer
+	}
 	// A revision seen before is only re-applied to correct drift.
 	_, decided := st.VerdictFor(commit)
 	steps := []struct {
@@ -169,23 +179,43 @@ func (r *Reconciler) reconcile(ctx context.Context, rev *source.Revision) *sourc
 		{"prune", r.prune},
 		{"verify", r.verify},
 	}
+	completed := true
 	for _, s := range steps {
-		err := s.fn(ctx, rn, decided)
-		if errors.Is(err, errHeld) {
-			break
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			r.fail(ctx, rn, s.name, err, decided)
+		if err := r.runStep(ctx, rn, s.name, s.fn, decided); err != nil {
+			completed = errors.Is(err, errHeld)
 			break
 		}
 	}
 	if rn.newer == nil && ctx.Err() == nil {
+		if completed && decided {
+			r.settle(ctx, rn)
+		}
 		r.act(ctx, rn)
 	}
 	return rn.newer
+}
+
+// settle ends a Stalled or Retrying phase that a drift pass over a decided
+// revision left, once a pass goes through: the phase returns to the
+// verdict's.
+func (r *Reconciler) settle(ctx context.Context, rn *run) {
+	commit := rn.rev.Commit.Hash.String()
+	if st, err := r.store.Load(ctx, r.env.Name); err != nil || (st.Phase != state.PhaseStalled && st.Phase != state.PhaseRetrying) {
+		return // nothing to settle, or nothing readable: the next pass looks again
+	}
+	if _, err := r.store.Update(ctx, r.env.Name, func(st *state.State) error {
+		v, ok := st.VerdictFor(commit)
+		if !ok || (st.Phase != state.PhaseStalled && st.Phase != state.PhaseRetrying) || v.Action.Kind == state.ActionStalled {
+			return nil
+		}
+		st.Phase, st.Message = state.PhaseHealthy, v.Reason
+		if v.Outcome != state.OutcomeHealthy {
+			st.Phase = state.PhaseFailed
+		}
+		return nil
+	}); err != nil {
+		rn.log.Error("settle phase", "error", err)
+	}
 }
 
 func (r *Reconciler) setPhase(ctx context.Context, run *run, phase state.Phase, msg string) error {

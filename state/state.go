@@ -24,6 +24,9 @@ const (
 	PhaseApplying  Phase = "Applying"
 	PhasePruning   Phase = "Pruning"
 	PhaseVerifying Phase = "Verifying"
+	// PhaseRetrying: a step failed for a reason that may pass (the API
+	// server or the network); the message names the step and the error.
+	PhaseRetrying Phase = "Retrying"
 	PhaseHealthy   Phase = "Healthy"
 	PhaseFailed    Phase = "Failed"
 	PhaseStalled   Phase = "Stalled"
