@@ -27,9 +27,9 @@ const (
 	// PhaseRetrying: a step failed for a reason that may pass (the API
 	// server or the network); the message names the step and the error.
 	PhaseRetrying Phase = "Retrying"
-	PhaseHealthy   Phase = "Healthy"
-	PhaseFailed    Phase = "Failed"
-	PhaseStalled   Phase = "Stalled"
+	PhaseHealthy  Phase = "Healthy"
+	PhaseFailed   Phase = "Failed"
+	PhaseStalled  Phase = "Stalled"
 )
 
 // Outcome is the verdict on one revision.
