@@ -59,6 +59,17 @@ func serve(ctx context.Context, cfg *config.Config, m *reconciler.Manager, f *li
 	defer cancel()
 	opts := server.DefaultServerOptions()
 	opts.WebhookSecret, opts.Registry, opts.Log = f.secret, f.registry, log
+	// Ready only while the API server answers: a replica cut off from it
+	// takes no webhooks it could not act on.
+	opts.Ready = func() bool {
+		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		err := m.Ready(rctx)
+		if err != nil {
+			log.Warn("not ready", "error", err)
+		}
+		return err == nil
+	}
 	opts.OnPullRequest = func(repo forge.Repo, number int, head, base string) {
 		go m.PlanPullRequest(ctx, repo, number, head, base)
 	}
