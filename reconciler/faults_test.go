@@ -4,21 +4,28 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	ssaerrors "github.com/fluxcd/pkg/ssa/errors"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"ferry.dev/ferry/internal/faults"
 	"ferry.dev/ferry/source"
+	"ferry.dev/ferry/state"
 )
 
 // TestKindOf pins what the loop does with each step's error: only the
@@ -108,5 +115,72 @@ func TestStalls(t *testing.T) {
 func TestFixHint(t *testing.T) {
 	if h := fixHint(fmt.Errorf("x: %w", source.ErrAuth)); h != "fix the credential; ferry tries again when its file changes or on the next push" {
 		t.Errorf("auth hint %q", h)
+	}
+}
+
+// TestRunStep drives one step's error through the loop against a state
+// store: a transient error shows Retrying and is tried again with no
+// verdict; a terminal one stalls with the fix named and no verdict; only a
+// verdict error is recorded on the commit.
+func TestRunStep(t *testing.T) {
+	gr := schema.GroupResource{Group: "apps", Resource: "deployments"}
+	invalid := apierrors.NewInvalid(schema.GroupKind{Group: "apps", Kind: "Deployment"}, "web",
+		field.ErrorList{field.Invalid(field.NewPath("spec", "replicas"), -1, "must be greater than or equal to 0")})
+	for _, tc := range []struct {
+		name      string
+		errs      []error // the step's answers, in order; then nil
+		wantErr   bool
+		wantPhase state.Phase
+		wantSays  string
+		verdict   bool
+	}{
+		{"transient, then through", []error{apierrors.NewServiceUnavailable("etcd leader changed")}, false, state.PhaseRetrying,
+			"apply: etcd leader changed (attempt 1, next in 1s)", false},
+		{"terminal", []error{apierrors.NewForbidden(gr, "web", errors.New("cannot patch"))}, true, state.PhaseStalled,
+			"fix the cause (ferry's permissions or configuration)", false},
+		{"verdict", []error{invalid}, true, state.PhaseFailed, "apply: Deployment.apps \"web\" is invalid", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).Build()
+			store := state.NewStore(c, "ferry")
+			w := source.NewWatcher(nil, "main", source.WatchOptions{})
+			r := New(Environment{Name: "staging"}, w, nil, nil, nil, store, slog.New(slog.DiscardHandler))
+			rn := &run{rev: &source.Revision{Commit: &object.Commit{Hash: plumbing.NewHash("0123456789abcdef0123456789abcdef01234567")}},
+				started: time.Now(), log: r.log}
+			calls := 0
+			var phases []state.Phase
+			var says []string
+			step := func(ctx context.Context, _ *run, _ bool) error {
+				if st, err := store.Load(ctx, "staging"); err == nil && calls > 0 {
+					phases, says = append(phases, st.Phase), append(says, st.Message)
+				}
+				calls++
+				if calls <= len(tc.errs) {
+					return tc.errs[calls-1]
+				}
+				return nil
+			}
+			err := r.runStep(t.Context(), rn, "apply", step, false)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("runStep = %v, want error %v", err, tc.wantErr)
+			}
+			st, lerr := store.Load(t.Context(), "staging")
+			if lerr != nil {
+				t.Fatal(lerr)
+			}
+			phase, msg := st.Phase, st.Message
+			if tc.wantPhase == state.PhaseRetrying {
+				if calls != 2 || len(phases) != 1 {
+					t.Fatalf("%d calls, phases seen %v; want one retry", calls, phases)
+				}
+				phase, msg = phases[0], says[0]
+			}
+			if phase != tc.wantPhase || !strings.Contains(msg, tc.wantSays) {
+				t.Errorf("phase %s %q, want %s saying %q", phase, msg, tc.wantPhase, tc.wantSays)
+			}
+			if _, ok := st.VerdictFor(rn.rev.Commit.Hash.String()); ok != tc.verdict {
+				t.Errorf("verdict recorded: %v, want %v (history %+v)", ok, tc.verdict, st.History)
+			}
+		})
 	}
 }
