@@ -97,6 +97,7 @@ func (r *Reconciler) Trigger() {
 // reconciled at once; between tips, drift is corrected every Interval.
 // A newer tip cancels a running verification.
 func (r *Reconciler) Run(ctx context.Context) error {
+	r.redeliver(ctx)
 	watchErr := make(chan error, 1)
 	go func() { watchErr <- r.watcher.Run(ctx) }()
 	tick := time.NewTicker(r.env.Interval)
