@@ -49,6 +49,11 @@ const (
 	// Blackhole drops all data and never closes the connection: a
 	// network partition, as the client sees it.
 	Blackhole Kind = "blackhole"
+	// CutWrites closes a connection when a client sends a chunk of at
+	// least Fault.MinBytes: a request with a body (a patch, an update)
+	// is cut, small reads pass. Kubernetes clients retry reads cut by a
+	// reset by themselves, not writes.
+	CutWrites Kind = "cut_writes"
 )
 
 // Fault is one fault to inject.
@@ -62,6 +67,8 @@ type Fault struct {
 	// Toxicity is the share of connections the fault applies to; 0 means
 	// all of them.
 	Toxicity float32
+	// MinBytes is the smallest chunk a CutWrites fault cuts.
+	MinBytes int
 }
 
 // Proxy is one running proxy in front of one upstream address.
@@ -159,6 +166,8 @@ func (p *Proxy) Inject(f Fault) (remove func(), err error) {
 			t["type"], t["attributes"] = "timeout", map[string]any{"timeout": max(f.After.Milliseconds(), 1)}
 		case Blackhole:
 			t["type"], t["attributes"] = "timeout", map[string]any{"timeout": 0}
+		case CutWrites:
+			t["type"], t["attributes"] = cutType, map[string]any{"min_bytes": f.MinBytes}
 		default:
 			return nil, fmt.Errorf("fault proxy %s: unknown fault %q", p.Addr, f.Kind)
 		}
@@ -260,4 +269,30 @@ func (t *countToxic) Pipe(stub *toxics.ToxicStub) {
 	}
 }
 
-func init() { toxics.Register(countType, new(countToxic)) }
+// cutType is the toxic that closes a connection at its first chunk of at
+// least MinBytes.
+const cutType = "ferry_cut_writes"
+
+type cutToxic struct {
+	MinBytes int `json:"min_bytes"`
+}
+
+func (t *cutToxic) Pipe(stub *toxics.ToxicStub) {
+	for {
+		select {
+		case <-stub.Interrupt:
+			return
+		case chunk := <-stub.Input:
+			if chunk == nil || len(chunk.Data) >= t.MinBytes {
+				stub.Close()
+				return
+			}
+			stub.Output <- chunk
+		}
+	}
+}
+
+func init() {
+	toxics.Register(countType, new(countToxic))
+	toxics.Register(cutType, new(cutToxic))
+}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +83,33 @@ func TestFaults(t *testing.T) {
 	}
 	if _, err := get(t, url, 5*time.Second); err == nil {
 		t.Fatal("no error through a timeout fault")
+	}
+}
+
+// TestCutWrites: a request with a body of at least MinBytes is cut, a
+// small one passes.
+func TestCutWrites(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		io.WriteString(w, strconv.Itoa(len(b)))
+	}))
+	defer srv.Close()
+	p, url, err := StartFor(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := p.Inject(Fault{Kind: CutWrites, Direction: Upstream, MinBytes: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	if body, err := get(t, url, 5*time.Second); err != nil || body != "0" {
+		t.Fatalf("a small read: %q, %v", body, err)
+	}
+	resp, err := c.Post(url, "text/plain", strings.NewReader(strings.Repeat("x", 2000)))
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("a 2000-byte write passed a cut at 1000 bytes")
 	}
 }
 
