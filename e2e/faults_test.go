@@ -8,13 +8,16 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"code.gitea.io/sdk/gitea"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryforge "ferry.dev/ferry/forge"
 	"ferry.dev/ferry/reconciler"
@@ -131,9 +134,9 @@ func (f *fixture) noFaultVerdicts(t *testing.T, env string) {
 	}
 }
 
-// TestFaultsResetsDuringApply: the API server's connections are reset
-// while a good commit is applied. The apply is retried, the commit is
-// verified healthy and promoted, and no revert is written.
+// TestFaultsResetsDuringApply: the API server's connections are cut
+// while a good commit is dry-run and applied. The apply is retried, the
+// commit is verified healthy and promoted, and no revert is written.
 func TestFaultsResetsDuringApply(t *testing.T) {
 	f := newPipeline(t, pipelineFiles("v1"))
 	first := f.head(t)
@@ -143,23 +146,22 @@ func TestFaultsResetsDuringApply(t *testing.T) {
 		t.Fatalf("first commit: %s, %s; want promoted", v.Outcome, v.Action)
 	}
 
-	second := f.pushMain(t, pipelineFiles("v2"), "Bump web to v2")
-	// Slow answers keep the apply step running long enough to be hit.
+	// Slow answers give the test time to act between ferry's requests.
 	slow, err := px.kube.Inject(faultproxy.Fault{Kind: faultproxy.Latency, Direction: faultproxy.Downstream, Latency: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.waitPhase(t, "staging", second, state.PhaseApplying, time.Minute)
-	// Why the resets come and go: client-go retries a read cut by a reset
-	// by itself, once a second, ten times, so a steady outage shorter than
-	// that is absorbed by the first read. Resets on for 1.5s of every 2s
-	// let reads through but cut the writes of the apply step (the
-	// inventory, dry-run and apply patches) that land in them.
-	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(2 * time.Second) {
-		if err := px.kube.InjectFor(t.Context(), faultproxy.Fault{Kind: faultproxy.Reset, Direction: faultproxy.Upstream}, 1500*time.Millisecond); err != nil {
-			t.Fatal(err)
-		}
+	files := pipelineFiles("v2")
+	files["envs/staging/more.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: more\ndata:\n  k: v\n"
+	files["envs/staging/kustomization.yaml"] = strings.Replace(files["envs/staging/kustomization.yaml"], "  - extra.yaml\n", "  - extra.yaml\n  - more.yaml\n", 1)
+	second := f.pushMain(t, files, "Bump web to v2 and add a ConfigMap")
+	f.waitDryRun(t, "staging", second)
+	// Why cut writes and not every connection: client-go retries reads
+	// cut by a reset by itself; the dry-run and apply patches it does not.
+	if err := px.kube.InjectFor(t.Context(), faultproxy.Fault{Kind: faultproxy.CutWrites, Direction: faultproxy.Upstream, MinBytes: 400}, 2*time.Second); err != nil {
+		t.Fatal(err)
 	}
+	time.Sleep(2 * time.Second)
 	slow()
 
 	v := f.waitDecided(t, "staging", second, 3*time.Minute)
@@ -167,11 +169,12 @@ func TestFaultsResetsDuringApply(t *testing.T) {
 	if v.Action.Kind != state.ActionPromoted {
 		t.Fatalf("second commit: %s, want promoted", v.Action)
 	}
-	if n := log.count("apply failed, will retry"); n == 0 {
-		t.Fatal("the log shows no retried apply: the resets missed it")
-	}
-	for _, line := range log.lines("failed, will retry") {
+	retried := log.lines("apply failed, will retry")
+	for _, line := range retried {
 		t.Logf("retried: %s", line)
+	}
+	if !slices.ContainsFunc(retried, func(l string) bool { return strings.Contains(l, "dry-run failed") }) {
+		t.Fatal("the log shows no retried dry-run: the cuts missed it")
 	}
 	f.noFaultVerdicts(t, "staging")
 	if tip := f.tip(t, "main"); tip != second {
@@ -180,6 +183,35 @@ func TestFaultsResetsDuringApply(t *testing.T) {
 	if subjects := f.git(t, "log", "--format=%s", "origin/main"); strings.Contains(subjects, "Revert") {
 		t.Fatalf("a revert on main:\n%s", subjects)
 	}
+}
+
+// waitDryRun waits until env, applying commit, has written its planned
+// inventory: its next requests are the dry-run patches. It reads the
+// state ConfigMap every 20ms, well within the latency the test puts on
+// ferry's answers.
+func (f *fixture) waitDryRun(t *testing.T, env, commit string) {
+	t.Helper()
+	key := client.ObjectKey{Namespace: f.stateNS, Name: state.ConfigMapName(env)}
+	applyingAt := ""
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		cm := &corev1.ConfigMap{}
+		if err := f.c.Get(t.Context(), key, cm); err != nil {
+			t.Fatal(err)
+		}
+		st := f.state(t, env)
+		switch {
+		case applyingAt == "" && st.Phase == state.PhaseApplying && st.Target != nil && st.Target.Commit == commit:
+			applyingAt = cm.ResourceVersion
+		case applyingAt != "" && cm.ResourceVersion != applyingAt:
+			if st.Phase != state.PhaseApplying {
+				t.Fatalf("%s left Applying (%s) before the test saw its inventory written", env, st.Phase)
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s: no inventory written while applying %s", env, commit[:7])
 }
 
 // TestFaultsAPIBlackholeDuringVerify: the API server is unreachable for
