@@ -190,7 +190,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 	}
 	cs.Append(defPlan.entries)
 	if defPlan.writes() > 0 {
-		if err := a.rm.WaitForSet(defPlan.set(), ssa.WaitOptions{Interval: time.Second, Timeout: a.opts.WaitTimeout}); err != nil {
+		if err := a.rm.WaitForSetWithContext(ctx, defPlan.set(), ssa.WaitOptions{Interval: time.Second, Timeout: a.opts.WaitTimeout}); err != nil {
 			return cs, fmt.Errorf("waiting for definitions: %w", err)
 		}
 	}

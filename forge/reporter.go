@@ -19,8 +19,11 @@ type ReporterOptions struct {
 	// QueueSize bounds the requests waiting. When it is full, the oldest
 	// is dropped (and logged) so Post never blocks.
 	QueueSize int
-	// MaxAttempts bounds the tries of one request; forge errors that fail
-	// the same way every time (a bad token, an unknown repository) are not
+	// MaxAttempts bounds the tries of one request; 0, the default, tries a
+	// request that fails transiently (no answer, 5xx, 429) until it is
+	// delivered, or a newer request for the same commit and context
+	// replaces it, or the full queue drops it. Forge errors that fail the
+	// same way every time (a bad token, an unknown repository) are not
 	// tried again.
 	MaxAttempts int
 	// MinBackoff and MaxBackoff bound the jittered, doubling delay between
@@ -41,7 +44,6 @@ type ReporterOptions struct {
 func DefaultReporterOptions() ReporterOptions {
 	return ReporterOptions{
 		QueueSize:        1024,
-		MaxAttempts:      8,
 		MinBackoff:       time.Second,
 		MaxBackoff:       2 * time.Minute,
 		MaxRateLimitWait: time.Hour,
@@ -53,7 +55,9 @@ func DefaultReporterOptions() ReporterOptions {
 func (o ReporterOptions) withDefaults() ReporterOptions {
 	d := DefaultReporterOptions()
 	defaults.Positive(&o.QueueSize, d.QueueSize)
-	defaults.Positive(&o.MaxAttempts, d.MaxAttempts)
+	// MaxAttempts 0 retries until delivered; a newer state of the same
+	// commit and context replaces the one waiting.
+	o.MaxAttempts = max(o.MaxAttempts, 0)
 	defaults.Positive(&o.MinBackoff, d.MinBackoff)
 	defaults.AtLeast(&o.MaxBackoff, d.MaxBackoff, o.MinBackoff)
 	defaults.Positive(&o.MaxRateLimitWait, d.MaxRateLimitWait)
@@ -67,7 +71,9 @@ func (o ReporterOptions) withDefaults() ReporterOptions {
 // blocking its caller: a bounded queue drained by one worker (Run), in the
 // order they were posted. A status identical to the last one posted for
 // the same repository, context and commit is not posted again. Failed
-// requests are retried with jittered backoff, a bounded number of times; a
+// requests are retried with jittered backoff until delivered (a forge
+// outage loses no status), except where a newer request for the same key
+// replaced them, so only the newest state per (commit, context) waits; a
 // rate-limited forge holds the whole queue until the time it gave.
 type Reporter struct {
 	p    Provider
@@ -332,7 +338,7 @@ func (r *Reporter) do(ctx context.Context, j *job) {
 	// A request that outlived Timeout is worth another try; the forge
 	// may be slow, not wrong (TestReporterRetriesTimeouts).
 	transient := IsTransient(err) || errors.Is(err, context.DeadlineExceeded)
-	if !transient || j.attempt+1 >= r.opts.MaxAttempts {
+	if !transient || (r.opts.MaxAttempts > 0 && j.attempt+1 >= r.opts.MaxAttempts) {
 		log.Error("report: giving up", "error", err)
 		r.doneLocked(j)
 		return

@@ -234,6 +234,30 @@ func TestReporterGivesUp(t *testing.T) {
 	}
 }
 
+// TestReporterRetriesUntilDelivered: a forge down for longer than any
+// bounded number of tries loses no status, and only the newest state of a
+// commit's context is delivered after it comes back.
+func TestReporterRetriesUntilDelivered(t *testing.T) {
+	p := &recorder{fail: func(n int, _ Status) error {
+		if n <= 20 {
+			return &ForgeError{Forge: "test", Code: http.StatusServiceUnavailable, Message: "down"}
+		}
+		return nil
+	}}
+	opts := fastOptions()
+	opts.MinBackoff, opts.MaxBackoff = time.Millisecond, 5*time.Millisecond
+	r := startReporter(t, p, opts)
+	r.Post(acme, status(commitA, Pending, DescVerifying(0)))
+	r.Post(acme, status(commitA, Failure, "unhealthy"))
+	flush(t, r)
+	if p.attempts <= 20 {
+		t.Fatalf("%d attempts, want more than the 20 failures", p.attempts)
+	}
+	if got := p.Statuses(); !slices.Equal(got, []string{"0123456 failure unhealthy"}) {
+		t.Fatalf("statuses %v, want only the newest, failure, delivered", got)
+	}
+}
+
 func TestReporterHonoursRateLimit(t *testing.T) {
 	var limitedAt time.Time
 	wait := 300 * time.Millisecond

@@ -56,9 +56,11 @@ func NewChecker(c client.Reader) *Checker {
 // read at its version, when it names one.
 //
 // An object that is not found is InProgress: it may have been deleted by
-// someone during the check. A read error (the API server unreachable, say)
-// is no verdict either: the check keeps polling, and a timeout names the last
-// error.
+// someone during the check. A read error is no verdict either: the check
+// keeps polling, and a timeout names the last error. Time during which
+// reads failed for a reason that passes (the API server unavailable or
+// unreachable) does not count against the timeout, so an outage during
+// verification never times a revision out.
 //
 // Check returns an error, and no verdict, for invalid options and when ctx
 // ends, for instance because a newer commit arrived; the error then wraps

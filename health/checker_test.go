@@ -3,7 +3,11 @@ package health
 import (
 	"context"
 	"errors"
+	"net"
+	"net/url"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -11,6 +15,7 @@ import (
 	"github.com/fluxcd/cli-utils/pkg/object"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta/testrestmapper"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -62,7 +67,7 @@ func webObjects(dep *appsv1.Deployment, mods ...func(*corev1.Pod)) []client.Obje
 
 func TestCheck(t *testing.T) {
 	getFails := &interceptor.Funcs{Get: func(context.Context, client.WithWatch, client.ObjectKey, client.Object, ...client.GetOption) error {
-		return errors.New("dial tcp 10.0.0.1:6443: connect: connection refused")
+		return apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "deployments"}, "web", errors.New("ferry may not get it"))
 	}}
 	tests := []struct {
 		name        string
@@ -103,7 +108,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "read errors time out with the last error", objs: webObjects(deployment()), funcs: getFails,
 			ids: object.ObjMetadataSet{webID}, opts: fastOptions(50*time.Millisecond, 0), wantOutcome: TimedOut,
-			wantReason: "1 of 1 not Current: Deployment staging/web Unknown: Deployment staging/web get: dial tcp 10.0.0.1:6443: connect: connection refused; last error: Deployment staging/web get: dial tcp 10.0.0.1:6443: connect: connection refused",
+			wantReason: `1 of 1 not Current: Deployment staging/web Unknown: Deployment staging/web get: deployments.apps "web" is forbidden: ferry may not get it; last error: Deployment staging/web get: deployments.apps "web" is forbidden: ferry may not get it`,
 			wantStatus: []status.Status{status.UnknownStatus}, maxDuration: 10 * time.Second,
 		},
 		{
@@ -134,6 +139,33 @@ func TestCheck(t *testing.T) {
 				t.Errorf("Check took %s, want between the soak %s and %s", v.Duration, tt.opts.Soak, tt.maxDuration)
 			}
 		})
+	}
+}
+
+// TestCheckExcusesOutages: while the API server cannot be read (connection
+// refused, for three times the timeout), the timeout does not run; the
+// objects are judged once it answers again.
+func TestCheckExcusesOutages(t *testing.T) {
+	timeout := 50 * time.Millisecond
+	var until time.Time
+	refused := &interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+		if time.Now().Before(until) {
+			return &url.Error{Op: "Get", URL: "https://127.0.0.1:6443/apis/apps/v1/namespaces/staging/deployments/web",
+				Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
+		}
+		return c.Get(ctx, key, obj, opts...)
+	}}
+	c := NewChecker(newFakeClient(refused, webObjects(deployment())...))
+	until = time.Now().Add(3 * timeout)
+	v, err := c.Check(t.Context(), object.ObjMetadataSet{webID, configID}, fastOptions(timeout, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Outcome != Healthy {
+		t.Fatalf("after an outage of 3× the timeout: %s %q, want Healthy", v.Outcome, v.Reason)
+	}
+	if v.Duration < 3*timeout {
+		t.Fatalf("judged after %s, before the outage ended", v.Duration)
 	}
 }
 

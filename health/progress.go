@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"ferry.dev/ferry/internal/faults"
 	"ferry.dev/ferry/internal/text"
 )
 
@@ -28,6 +29,11 @@ type progress struct {
 	// http holds the outcome of the HTTP checks at the latest poll; nil
 	// when that poll did not run them.
 	http []HTTPStatus
+	// judged is when the latest poll was judged (start before the first).
+	judged time.Time
+	// excused is the time during which the API server could not be read
+	// (a transient read error): it does not count against the timeout.
+	excused time.Duration
 }
 
 // containerKey names one container of one pod, across polls.
@@ -37,7 +43,25 @@ type containerKey struct {
 }
 
 func newProgress(opts Options, start time.Time) *progress {
-	return &progress{opts: opts, start: start}
+	return &progress{opts: opts, start: start, judged: start}
+}
+
+// deadline is when the objects must be Current: the timeout after the
+// start, plus the time the API server could not be read.
+func (p *progress) deadline() time.Time { return p.start.Add(p.opts.Timeout + p.excused) }
+
+// excuse adds the time since the previous poll to the excused time when
+// this poll could not read an object for a reason that passes (the API
+// server unavailable, a reset, a timeout). Errors that will not pass (a
+// forbidden read, an unknown kind) still count (TestCheckExcusesOutages).
+func (p *progress) excuse(now time.Time, obs []observation) {
+	for _, o := range obs {
+		if o.err != nil && faults.IsTransient(o.err) {
+			p.excused += now.Sub(p.judged)
+			break
+		}
+	}
+	p.judged = now
 }
 
 func (p *progress) soaking() bool { return !p.soakStart.IsZero() }
@@ -50,11 +74,11 @@ func (p *progress) soakEnd() time.Time { return p.soakStart.Add(p.opts.Soak) }
 func (p *progress) wake() time.Time {
 	switch {
 	case !p.soaking():
-		return p.start.Add(p.opts.Timeout)
+		return p.deadline()
 	case time.Now().Before(p.soakEnd()):
 		return p.soakEnd()
 	default:
-		return p.soakEnd().Add(p.opts.Timeout)
+		return p.soakEnd().Add(p.opts.Timeout + p.excused)
 	}
 }
 
@@ -64,6 +88,7 @@ func (p *progress) wake() time.Time {
 // the soak.
 func (p *progress) judge(now time.Time, obs []observation, probe func() []HTTPStatus) *Verdict {
 	p.last, p.http = make([]ObjectStatus, len(obs)), nil
+	p.excuse(now, obs)
 	var failed []ObjectStatus
 	clean, current := true, true
 	for i, o := range obs {
@@ -92,7 +117,7 @@ func (p *progress) judge(now time.Time, obs []observation, probe func() []HTTPSt
 		}
 		return nil
 	}
-	if !now.Before(p.start.Add(p.opts.Timeout)) {
+	if !now.Before(p.deadline()) {
 		return p.verdict(now, TimedOut, timeoutReason(now.Sub(p.start), p.last, p.http, p.lastErr))
 	}
 	return nil
@@ -153,7 +178,7 @@ func (p *progress) judgeSoak(now time.Time, obs []observation, clean bool, probe
 	if clean {
 		return p.verdict(now, Healthy, fmt.Sprintf("%d objects Current", len(obs))+p.httpSummary()+fmt.Sprintf(", soaked %s", p.opts.Soak))
 	}
-	if !now.Before(p.soakEnd().Add(p.opts.Timeout)) {
+	if !now.Before(p.soakEnd().Add(p.opts.Timeout + p.excused)) {
 		return p.verdict(now, TimedOut, text.OneLine(fmt.Sprintf("soak of %s not confirmed %s after it ended; last error: %s",
 			p.opts.Soak, p.opts.Timeout, p.lastErr), maxReason))
 	}

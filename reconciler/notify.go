@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"ferry.dev/ferry/forge"
-	"ferry.dev/ferry/internal/text"
 	"ferry.dev/ferry/server"
 	"ferry.dev/ferry/state"
 )
@@ -62,20 +61,22 @@ func (r *Reconciler) announceVerdict(ctx context.Context, commit string, outcome
 
 // announceAction posts, counts and records the decision on a verdict.
 func (r *Reconciler) announceAction(ctx context.Context, commit string, v state.Verdict, action state.Action) {
+	decided := v
+	decided.Action = action
 	switch {
 	case action.Kind == state.ActionPromoted:
 		r.notify.metrics.Promoted(r.env.Name, action.Target)
-		r.status(commit, forge.Success, action.String())
+		r.postFinal(decided)
 		r.event(ctx, false, "Promoted", "%s %s", state.Short(commit), action)
 	case action.Kind == state.ActionReverted:
 		r.notify.metrics.Reverted(r.env.Name)
-		r.status(commit, forge.Failure, action.String())
+		r.postFinal(decided)
 		r.event(ctx, true, "Reverted", "%s failed (%s) and was %s", state.Short(commit), v.Reason, action)
 	case action.Kind == state.ActionStalled:
-		r.status(commit, forge.Error, action.String())
+		r.postFinal(decided)
 		r.event(ctx, true, "Stalled", "%s", action)
 	case action.Kind == state.ActionHeld && v.Outcome != state.OutcomeHealthy:
-		r.status(commit, forge.Failure, text.OneLine(v.Reason+" ("+action.String()+")", 300))
+		r.postFinal(decided)
 		r.event(ctx, true, "Held", "%s %s", state.Short(commit), action)
 	case action.Kind == state.ActionHeld:
 		r.event(ctx, true, "PromotionHeld", "%s %s", state.Short(commit), action)

@@ -99,6 +99,9 @@ type Reconciler struct {
 	// wake is when a promotion window opens for a waiting hop; zero for
 	// none.
 	wake time.Time
+	// stalls holds back the drift ticker from a commit a terminal error
+	// stalled.
+	stalls stalls
 }
 
 // New wires a Reconciler for env.
@@ -137,9 +140,11 @@ func (r *Reconciler) pokePeers() {
 // Name returns the environment's name.
 func (r *Reconciler) Name() string { return r.env.Name }
 
-// Trigger asks for an immediate poll of the environment's branch, and a
-// pass over the current revision.
+// Trigger asks for an immediate poll of the environment's branch and a
+// pass over the current revision, and lets a commit stalled by a terminal
+// error be tried again.
 func (r *Reconciler) Trigger() {
+	r.stalls.clear()
 	r.watcher.Trigger()
 	r.Poke()
 }
@@ -148,6 +153,7 @@ func (r *Reconciler) Trigger() {
 // reconciled at once; between tips, drift is corrected every Interval.
 // A newer tip cancels a running verification.
 func (r *Reconciler) Run(ctx context.Context) error {
+	r.redeliver(ctx)
 	watchErr := make(chan error, 1)
 	go func() { watchErr <- r.watcher.Run(ctx) }()
 	tick := time.NewTicker(r.env.Interval)
@@ -169,8 +175,12 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			<-watchErr
 			return nil
 		case next = <-r.watcher.Revisions():
+			r.stalls.clear()
 		case <-tick.C:
 			r.noteSource(ctx)
+			if current != nil && r.stalls.holds(current.Commit.Hash.String(), r.now()) {
+				continue
+			}
 			next = current
 		case <-r.poke:
 			next = current
@@ -275,13 +285,12 @@ type run struct {
 // reconcile takes rev through the steps. It returns a newer revision that
 // arrived during verification, which the caller reconciles next.
 func (r *Reconciler) reconcile(ctx context.Context, rev *source.Revision) *source.Revision {
-	st, err := r.store.Load(ctx, r.env.Name)
-	if err != nil {
-		r.log.Error("load state", "error", err)
-		return nil
-	}
 	commit := rev.Commit.Hash.String()
 	rn := &run{rev: rev, started: r.now(), log: r.log.With("revision", state.Short(commit))}
+	st, err := r.loadState(ctx, rn)
+	if err != nil {
+		return rn.newer
+	}
 	if st.Suspended != nil {
 		// Hands off: nothing is applied, pruned, reverted or promoted.
 		rn.log.Info("suspended; not reconciling", "suspension", st.Suspended.String())
@@ -302,26 +311,46 @@ func (r *Reconciler) reconcile(ctx context.Context, rev *source.Revision) *sourc
 		{"prune", r.prune},
 		{"verify", r.verify},
 	}
+	completed := true
 	for _, s := range steps {
-		err := s.fn(ctx, rn, decided)
-		if errors.Is(err, errWaiting) {
-			return nil // no verdict to act on; a dependency's decision pokes the loop
-		}
-		if errors.Is(err, errHeld) {
-			break
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+		if err := r.runStep(ctx, rn, s.name, s.fn, decided); err != nil {
+			if errors.Is(err, errWaiting) {
+				return nil // no verdict to act on; a dependency's decision pokes the loop
 			}
-			r.fail(ctx, rn, s.name, err, decided)
+			completed = errors.Is(err, errHeld)
 			break
 		}
 	}
 	if rn.newer == nil && ctx.Err() == nil {
+		if completed && decided {
+			r.settle(ctx, rn)
+		}
 		r.act(ctx, rn)
 	}
 	return rn.newer
+}
+
+// settle ends a Stalled or Retrying phase that a drift pass over a decided
+// revision left, once a pass goes through: the phase returns to the
+// verdict's.
+func (r *Reconciler) settle(ctx context.Context, rn *run) {
+	commit := rn.rev.Commit.Hash.String()
+	if st, err := r.store.Load(ctx, r.env.Name); err != nil || (st.Phase != state.PhaseStalled && st.Phase != state.PhaseRetrying) {
+		return // nothing to settle, or nothing readable: the next pass looks again
+	}
+	if _, err := r.store.Update(ctx, r.env.Name, func(st *state.State) error {
+		v, ok := st.VerdictFor(commit)
+		if !ok || (st.Phase != state.PhaseStalled && st.Phase != state.PhaseRetrying) || v.Action.Kind == state.ActionStalled {
+			return nil
+		}
+		st.Phase, st.Message = state.PhaseHealthy, v.Reason
+		if v.Outcome != state.OutcomeHealthy {
+			st.Phase = state.PhaseFailed
+		}
+		return nil
+	}); err != nil {
+		rn.log.Error("settle phase", "error", err)
+	}
 }
 
 func (r *Reconciler) setPhase(ctx context.Context, run *run, phase state.Phase, msg string) error {

@@ -1,6 +1,8 @@
 package source
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"strings"
@@ -114,6 +116,24 @@ func (c Credentials) resolveHTTP(a *auth) error {
 		a.hint = "no credentials are configured; set a token, a password or an SSH key"
 	}
 	return nil
+}
+
+// stamp is a digest of the credential files' contents, to notice a
+// rotated credential; literal credentials do not change.
+func (c Credentials) stamp() string {
+	h := sha256.New()
+	for _, f := range []string{c.TokenFile, c.PasswordFile, c.SSHKeyFile, c.KnownHostsFile} {
+		if f == "" {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			data = []byte("unreadable: " + err.Error())
+		}
+		fmt.Fprintf(h, "%s %d\n", f, len(data))
+		h.Write(data)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // secret reads a secret from file or takes the literal value; what says

@@ -14,26 +14,29 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"golang.org/x/crypto/ssh"
+
+	"ferry.dev/ferry/internal/faults"
 )
 
 var (
 	// ErrAuth reports wrong or missing credentials; the error says which
 	// credential source to check.
-	ErrAuth = errors.New("authentication failed")
+	ErrAuth = faults.New(faults.Terminal, "authentication failed")
 	// ErrBranchNotFound reports that the remote has no such branch.
-	ErrBranchNotFound = errors.New("branch not found")
+	ErrBranchNotFound = faults.New(faults.Terminal, "branch not found")
 	// ErrRepositoryNotFound reports that the remote has no repository at the
 	// URL, or does not show it to these credentials.
-	ErrRepositoryNotFound = errors.New("repository not found")
+	ErrRepositoryNotFound = faults.New(faults.Terminal, "repository not found")
 	// ErrEmptyRepository reports a remote repository without any commit.
-	ErrEmptyRepository = errors.New("repository is empty")
+	ErrEmptyRepository = faults.New(faults.Terminal, "repository is empty")
 	// ErrUnreachable reports that the remote could not be reached: name
 	// resolution, refused or reset connections, timeouts, gateway errors.
-	// It is the one transient kind: retrying may help.
-	ErrUnreachable = errors.New("remote unreachable")
+	// It is the one transient kind: retrying may help. The other sentinels
+	// are terminal: a person must fix a credential, a URL or a branch.
+	ErrUnreachable = faults.New(faults.Transient, "remote unreachable")
 	// ErrHostKey reports an SSH host key that known_hosts does not trust, or
 	// an SSH remote without known_hosts.
-	ErrHostKey = errors.New("SSH host key not trusted")
+	ErrHostKey = faults.New(faults.Terminal, "SSH host key not trusted")
 )
 
 // fail turns err from a git operation op on the remote into ferry's error:
@@ -89,8 +92,14 @@ func unreachable(err error) bool {
 	var netErr net.Error
 	var opErr *net.OpError
 	var dnsErr *net.DNSError
-	switch httpStatus(err) {
-	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+	switch code := httpStatus(err); {
+	case code >= 500, code == http.StatusTooManyRequests, code == http.StatusRequestTimeout:
+		return true
+	}
+	// A connection the server or a proxy cut mid-answer ends in EOF, and
+	// go-git sometimes passes on only the text of what failed
+	// (TestUnreachableKinds).
+	if faults.IsTransient(err) {
 		return true
 	}
 	return errors.As(err, &opErr) || errors.As(err, &dnsErr) ||

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -77,12 +78,26 @@ func (r *remote) commit(files map[string]string, message string) string {
 // password. It returns the repository's URL.
 func (r *remote) serveHTTP(token string) string {
 	r.t.Helper()
+	url, _, _ := r.serveHTTPSwitch(token)
+	return url
+}
+
+// serveHTTPSwitch is serveHTTP, plus a switch that makes the server answer
+// 503 while it is set, and the count of requests it answered.
+func (r *remote) serveHTTPSwitch(token string) (url string, down *atomic.Bool, requests *atomic.Int64) {
+	r.t.Helper()
 	execPath := r.git(r.work, "--exec-path")
 	backend := &cgi.Handler{
 		Path: filepath.Join(execPath, "git-http-backend"),
 		Env:  []string{"GIT_PROJECT_ROOT=" + filepath.Dir(r.bare), "GIT_HTTP_EXPORT_ALL=1"},
 	}
+	down, requests = new(atomic.Bool), new(atomic.Int64)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		requests.Add(1)
+		if down.Load() {
+			http.Error(w, "down for the test", http.StatusServiceUnavailable)
+			return
+		}
 		if user, pass, ok := req.BasicAuth(); !ok || user != "git" || pass != token {
 			w.Header().Set("WWW-Authenticate", `Basic realm="ferry-test"`)
 			http.Error(w, "Unauthorized", http.StatusUnauthorized)
@@ -91,7 +106,39 @@ func (r *remote) serveHTTP(token string) string {
 		backend.ServeHTTP(w, req)
 	}))
 	r.t.Cleanup(srv.Close)
-	return srv.URL + "/" + filepath.Base(r.bare)
+	return srv.URL + "/" + filepath.Base(r.bare), down, requests
+}
+
+// statusServer answers every request with code; it returns its URL.
+func statusServer(t *testing.T, code int) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, http.StatusText(code), code)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// resettingServer accepts connections and resets them at once (SO_LINGER
+// 0), as a proxy cutting the link does; it returns its http:// URL.
+func resettingServer(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		}
+	}()
+	return "http://" + l.Addr().String()
 }
 
 // closedPort is a loopback port nothing listens on.

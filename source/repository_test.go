@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -296,6 +297,10 @@ func TestErrors(t *testing.T) {
 			Credentials{SSHKey: testKey(t), KnownHosts: []byte(fmt.Sprintf("[127.0.0.1]:%d %s", port, authorizedKey(t, testKey(t))))},
 			"main", ErrUnreachable, nil},
 		{"unknown host name", "https://ferry-no-such-host.invalid/org/app.git", Credentials{}, "main", ErrUnreachable, nil},
+		{"connection reset", resettingServer(t) + "/org/app.git", Credentials{}, "main", ErrUnreachable, nil},
+		{"server error 500", statusServer(t, http.StatusInternalServerError) + "/org/app.git", Credentials{}, "main", ErrUnreachable, nil},
+		{"rate limited 429", statusServer(t, http.StatusTooManyRequests) + "/org/app.git", Credentials{}, "main", ErrUnreachable, nil},
+		{"forbidden 403", statusServer(t, http.StatusForbidden) + "/org/app.git", Credentials{}, "main", ErrAuth, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"ferry.dev/ferry/internal/defaults"
+	"ferry.dev/ferry/internal/faults"
 )
 
 // WatchOptions tune a Watcher.
@@ -19,12 +20,22 @@ type WatchOptions struct {
 	MaxBackoff time.Duration
 	// Timeout bounds one poll (ls-remote and fetch).
 	Timeout time.Duration
+	// TerminalBackoff is the wait after a poll that failed for a reason
+	// only a person can fix (a wrong token, a missing branch, an untrusted
+	// host key). The watcher polls sooner when a credential file changes
+	// or on Trigger, so a wrong token causes no storm of requests.
+	TerminalBackoff time.Duration
+	// CredentialCheck is how often the credential files are read while
+	// the watcher waits out a terminal error.
+	CredentialCheck time.Duration
 }
 
-// DefaultWatchOptions polls every minute, backs off up to five minutes and
-// gives a poll two minutes.
+// DefaultWatchOptions polls every minute, backs off up to five minutes,
+// gives a poll two minutes, and after a terminal error polls again in half
+// an hour, or once a credential file changes (checked every two seconds).
 func DefaultWatchOptions() WatchOptions {
-	return WatchOptions{Interval: time.Minute, MaxBackoff: 5 * time.Minute, Timeout: 2 * time.Minute}
+	return WatchOptions{Interval: time.Minute, MaxBackoff: 5 * time.Minute, Timeout: 2 * time.Minute,
+		TerminalBackoff: 30 * time.Minute, CredentialCheck: 2 * time.Second}
 }
 
 // Watcher polls one branch of a Repository and delivers each new tip,
@@ -54,6 +65,8 @@ func NewWatcher(repo *Repository, branch string, opts WatchOptions) *Watcher {
 	defaults.Positive(&opts.Interval, def.Interval)
 	defaults.Positive(&opts.MaxBackoff, def.MaxBackoff)
 	defaults.Positive(&opts.Timeout, def.Timeout)
+	defaults.Positive(&opts.TerminalBackoff, def.TerminalBackoff)
+	defaults.Positive(&opts.CredentialCheck, def.CredentialCheck)
 	return &Watcher{
 		repo:    repo,
 		branch:  branch,
@@ -70,7 +83,17 @@ func NewWatcher(repo *Repository, branch string, opts WatchOptions) *Watcher {
 func (w *Watcher) Run(ctx context.Context) error {
 	failures := 0
 	for {
-		if err := w.poll(ctx); err != nil {
+		err := w.poll(ctx)
+		if err != nil && ctx.Err() == nil && faults.Classify(err) == faults.Terminal {
+			// Why not back off as from an outage: retrying a wrong token
+			// every few seconds only floods the forge (TestWatcherTerminal).
+			failures = 0
+			if !w.waitTerminal(ctx) {
+				return nil
+			}
+			continue
+		}
+		if err != nil {
 			failures++
 		} else {
 			failures = 0
@@ -84,6 +107,30 @@ func (w *Watcher) Run(ctx context.Context) error {
 			return nil
 		case <-w.trigger:
 		case <-w.after(wait):
+		}
+	}
+}
+
+// waitTerminal waits after a terminal error until a credential file
+// changes, Trigger is called or TerminalBackoff passes; it returns false
+// when ctx ends first.
+func (w *Watcher) waitTerminal(ctx context.Context) bool {
+	stamp := w.repo.creds.stamp()
+	long := w.after(w.opts.TerminalBackoff)
+	tick := time.NewTicker(w.opts.CredentialCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-w.trigger:
+			return true
+		case <-long:
+			return true
+		case <-tick.C:
+			if w.repo.creds.stamp() != stamp {
+				return true
+			}
 		}
 	}
 }

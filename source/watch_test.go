@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -139,7 +141,8 @@ func TestWatcherBackoff(t *testing.T) {
 	rem := newRemote(t)
 	first := rem.commit(map[string]string{"a.yaml": "1\n"}, "first")
 	opts := WatchOptions{Interval: 4 * time.Second, MaxBackoff: 10 * time.Second}
-	w := NewWatcher(open(t, rem.url, Credentials{}, t.TempDir()), "main", opts)
+	url, down, _ := rem.serveHTTPSwitch("token")
+	w := NewWatcher(open(t, url, Credentials{Token: "token"}, t.TempDir()), "main", opts)
 	type wait struct {
 		d       time.Duration
 		release chan time.Time
@@ -175,15 +178,12 @@ func TestWatcherBackoff(t *testing.T) {
 	if rev := next(t, w, time.Second); rev.Hash().String() != first {
 		t.Fatalf("first revision %s", rev)
 	}
-	// The remote goes away.
-	moved := rem.bare + ".away"
-	if err := os.Rename(rem.bare, moved); err != nil {
-		t.Fatal(err)
-	}
+	// The remote goes down.
+	down.Store(true)
 	for _, d := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second} {
 		wt.release <- time.Now()
 		wt = step(d)
-		if !errors.Is(w.Err(), ErrRepositoryNotFound) {
+		if !errors.Is(w.Err(), ErrUnreachable) {
 			t.Fatalf("Err = %v", w.Err())
 		}
 		if w.Last().Hash().String() != first {
@@ -191,9 +191,7 @@ func TestWatcherBackoff(t *testing.T) {
 		}
 	}
 	// It comes back with a new commit.
-	if err := os.Rename(moved, rem.bare); err != nil {
-		t.Fatal(err)
-	}
+	down.Store(false)
 	second := rem.commit(map[string]string{"a.yaml": "2\n"}, "second")
 	wt.release <- time.Now()
 	step(opts.Interval)
@@ -207,7 +205,65 @@ func TestWatcherBackoff(t *testing.T) {
 
 func TestNewWatcherDefaults(t *testing.T) {
 	w := NewWatcher(nil, "main", WatchOptions{Interval: time.Second})
-	if w.opts != (WatchOptions{Interval: time.Second, MaxBackoff: 5 * time.Minute, Timeout: 2 * time.Minute}) {
+	if w.opts != (WatchOptions{Interval: time.Second, MaxBackoff: 5 * time.Minute, Timeout: 2 * time.Minute,
+		TerminalBackoff: 30 * time.Minute, CredentialCheck: 2 * time.Second}) {
 		t.Fatalf("opts %+v", w.opts)
+	}
+}
+
+// TestWatcherTerminal: a wrong token is not retried on the backoff
+// schedule (no storm of requests to the forge); rotating the token file
+// resumes polling at once, and so does Trigger.
+func TestWatcherTerminal(t *testing.T) {
+	rem := newRemote(t)
+	first := rem.commit(map[string]string{"a.yaml": "1\n"}, "first")
+	url, _, requests := rem.serveHTTPSwitch("right")
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("wrong\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := WatchOptions{Interval: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+		TerminalBackoff: time.Hour, CredentialCheck: 20 * time.Millisecond}
+	w := NewWatcher(open(t, url, Credentials{TokenFile: tokenFile}, t.TempDir()), "main", opts)
+	run(t, w)
+	eventually(t, 10*time.Second, func() bool { return errors.Is(w.Err(), ErrAuth) })
+	// On the backoff schedule (20ms), a second would see about fifty polls.
+	before := requests.Load()
+	time.Sleep(time.Second)
+	if n := requests.Load() - before; n != 0 {
+		t.Fatalf("%d requests in a second after a wrong token, want none", n)
+	}
+	if !strings.Contains(w.Err().Error(), "check the token in "+tokenFile) {
+		t.Errorf("error does not name the fix: %v", w.Err())
+	}
+	// A trigger polls once more, and fails the same way.
+	w.Trigger()
+	eventually(t, 10*time.Second, func() bool { return requests.Load() > before })
+	time.Sleep(300 * time.Millisecond)
+	after := requests.Load()
+	time.Sleep(500 * time.Millisecond)
+	if n := requests.Load() - after; n != 0 {
+		t.Fatalf("%d requests after the triggered poll, want none", n)
+	}
+	// The token is rotated: the watcher notices the file and resumes.
+	if err := os.WriteFile(tokenFile, []byte("right\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rev := next(t, w, 10*time.Second); rev.Hash().String() != first {
+		t.Fatalf("after rotation: %s, want %s", rev, first[:7])
+	}
+	if w.Err() != nil {
+		t.Fatalf("Err after rotation = %v", w.Err())
+	}
+}
+
+func eventually(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not reached within %s", d)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

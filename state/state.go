@@ -24,9 +24,12 @@ const (
 	PhaseApplying  Phase = "Applying"
 	PhasePruning   Phase = "Pruning"
 	PhaseVerifying Phase = "Verifying"
-	PhaseHealthy   Phase = "Healthy"
-	PhaseFailed    Phase = "Failed"
-	PhaseStalled   Phase = "Stalled"
+	// PhaseRetrying: a step failed for a reason that may pass (the API
+	// server or the network); the message names the step and the error.
+	PhaseRetrying Phase = "Retrying"
+	PhaseHealthy  Phase = "Healthy"
+	PhaseFailed   Phase = "Failed"
+	PhaseStalled  Phase = "Stalled"
 	// PhaseWaiting: the environment waits for its dependencies before it
 	// applies; Message says for which, as "infra is Verifying 1a2b3c4".
 	PhaseWaiting Phase = "Waiting"

@@ -60,6 +60,17 @@ func serve(ctx context.Context, cfg *config.Config, m *reconciler.Manager, f *li
 	opts := server.DefaultServerOptions()
 	opts.WebhookSecret, opts.Registry, opts.Log = f.secret, f.registry, log
 	opts.Version = clientVersion()
+	// Ready only while the API server answers: a replica cut off from it
+	// takes no webhooks it could not act on.
+	opts.Ready = func() bool {
+		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		err := m.Ready(rctx)
+		if err != nil {
+			log.Warn("not ready", "error", err)
+		}
+		return err == nil
+	}
 	opts.OnPullRequest = func(repo forge.Repo, number int, head, base string) {
 		m.PlanPullRequest(ctx, repo, number, head, base) // queued: returns at once
 	}
