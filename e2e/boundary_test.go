@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"ferry.dev/ferry/scope"
+	"ferry.dev/ferry/state"
 )
 
 // reportTo is the report section that sends statuses to the package's Gitea.
@@ -78,10 +79,10 @@ func TestScopeRefusesWhatIsNotStagings(t *testing.T) {
 		files["envs/staging/"+tc.file] = tc.doc
 		sha := p.pushMain(t, files, "Add "+tc.file)
 		v := p.waitVerdict(t, "staging", sha, 2*time.Minute)
-		if v.Outcome == "Healthy" || !strings.Contains(v.Reason, tc.want) {
+		if v.Outcome != state.OutcomeRefused || !strings.HasPrefix(v.Reason, "not applied: ") || !strings.Contains(v.Reason, tc.want) {
 			t.Fatalf("verdict on %s: %s %q, want it refused: %q", tc.file, v.Outcome, v.Reason, tc.want)
 		}
-		hasStatus(t, p.repo, sha, "ferry/staging", "failure: ")
+		hasStatus(t, p.repo, sha, "ferry/staging", "failure: not applied: "+tc.want[:40])
 		u := &unstructured.Unstructured{}
 		if err := yaml.Unmarshal([]byte(tc.doc), &u.Object); err != nil {
 			t.Fatal(err)
