@@ -153,6 +153,15 @@ func TestLiveOptOutIsIgnored(t *testing.T) {
 	if cm, _ := getCM(t, f.c, f.ns, "extra"); cm.Data["k"] != "v2" {
 		t.Fatalf("extra = %v: the hand-set annotation made ferry skip it", cm.Data)
 	}
+	t.Log("reconcile: disabled in git leaves the object alone: neither changed nor pruned")
+	files["envs/staging/extra.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n  annotations: {ferry.dev/reconcile: disabled}\ndata:\n  k: v3\n"
+	sha = f.pushMain(t, files, "Leave extra alone")
+	requireHealthy(t, f.waitVerdict(t, f.name, sha, 2*time.Minute))
+	consistently(t, 3*time.Second, func() (bool, string) {
+		cm, ok := getCM(t, f.c, f.ns, "extra")
+		return ok && cm.Data["k"] == "v2", fmt.Sprintf("extra exists %v: %v", ok, cm)
+	})
+
 	t.Log("a hand-set prune: disabled does not keep an object git removed")
 	files["envs/staging/kustomization.yaml"] = "resources:\n  - ../../base\nimages:\n  - name: registry.invalid/web\n    newTag: v1\n"
 	sha = f.pushMain(t, files, "Drop extra")
