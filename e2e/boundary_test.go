@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"ferry.dev/ferry/scope"
+	"ferry.dev/ferry/state"
 )
 
 // reportTo is the report section that sends statuses to the package's Gitea.
@@ -78,10 +79,10 @@ func TestScopeRefusesWhatIsNotStagings(t *testing.T) {
 		files["envs/staging/"+tc.file] = tc.doc
 		sha := p.pushMain(t, files, "Add "+tc.file)
 		v := p.waitVerdict(t, "staging", sha, 2*time.Minute)
-		if v.Outcome == "Healthy" || !strings.Contains(v.Reason, tc.want) {
+		if v.Outcome != state.OutcomeRefused || !strings.HasPrefix(v.Reason, "not applied: ") || !strings.Contains(v.Reason, tc.want) {
 			t.Fatalf("verdict on %s: %s %q, want it refused: %q", tc.file, v.Outcome, v.Reason, tc.want)
 		}
-		hasStatus(t, p.repo, sha, "ferry/staging", "failure: ")
+		hasStatus(t, p.repo, sha, "ferry/staging", "failure: not applied: "+tc.want[:40])
 		u := &unstructured.Unstructured{}
 		if err := yaml.Unmarshal([]byte(tc.doc), &u.Object); err != nil {
 			t.Fatal(err)
@@ -152,6 +153,15 @@ func TestLiveOptOutIsIgnored(t *testing.T) {
 	if cm, _ := getCM(t, f.c, f.ns, "extra"); cm.Data["k"] != "v2" {
 		t.Fatalf("extra = %v: the hand-set annotation made ferry skip it", cm.Data)
 	}
+	t.Log("reconcile: disabled in git leaves the object alone: neither changed nor pruned")
+	files["envs/staging/extra.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n  annotations: {ferry.dev/reconcile: disabled}\ndata:\n  k: v3\n"
+	sha = f.pushMain(t, files, "Leave extra alone")
+	requireHealthy(t, f.waitVerdict(t, f.name, sha, 2*time.Minute))
+	consistently(t, 3*time.Second, func() (bool, string) {
+		cm, ok := getCM(t, f.c, f.ns, "extra")
+		return ok && cm.Data["k"] == "v2", fmt.Sprintf("extra exists %v: %v", ok, cm)
+	})
+
 	t.Log("a hand-set prune: disabled does not keep an object git removed")
 	files["envs/staging/kustomization.yaml"] = "resources:\n  - ../../base\nimages:\n  - name: registry.invalid/web\n    newTag: v1\n"
 	sha = f.pushMain(t, files, "Drop extra")

@@ -54,6 +54,18 @@ func TestDiff(t *testing.T) {
 		t.Logf("diff output:\n%s", out)
 	}
 
+	t.Log("a branch writing outside the environment's scope is refused, not dry-run")
+	e.push(t, map[string]string{
+		"envs/staging/crb.yaml":           "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: mallory\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\nsubjects: [{kind: User, name: mallory, apiGroup: rbac.authorization.k8s.io}]\n",
+		"envs/staging/kustomization.yaml": "resources:\n  - ../../base\n  - secret.yaml\n  - crb.yaml\n",
+	}, nil, "Bind cluster-admin")
+	if err := e.wc.Push(t.Context(), "preview"); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := diff(e.name, "--ref", "preview"); code != 2 || !strings.Contains(out, "ClusterRoleBinding/mallory (envs/staging/crb.yaml) is cluster-scoped") {
+		t.Fatalf("diff of an out-of-scope branch: exit %d, want 2 and the scope's refusal\n%s", code, out)
+	}
+
 	if out, code := diff("no-such-env"); code != 2 || !strings.Contains(out, "no-such-env") {
 		t.Fatalf("diff of an unknown environment: exit %d\n%s", code, out)
 	}

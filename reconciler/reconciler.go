@@ -548,7 +548,16 @@ func (r *Reconciler) prune(ctx context.Context, run *run, decided bool) error {
 	if err != nil {
 		return err
 	}
-	stale := st.Inventory.Stale(run.inv)
+	// Stale is what left the rendering. An object still in git but left
+	// alone (ferry.dev/reconcile: disabled in git) is not applied, so it is
+	// not in run.inv; it is not stale either, and stays in the inventory
+	// (TestLiveOptOutIsIgnored).
+	rendered, err := r.plannedInventory(run.rendered)
+	if err != nil {
+		return err
+	}
+	stale := st.Inventory.Stale(rendered)
+	leftAlone := st.Inventory.Stale(stale)
 	keep := apply.Inventory{}
 	if r.env.Prune && len(stale) > 0 {
 		cs, err := r.applier.Prune(ctx, stale)
@@ -567,7 +576,7 @@ func (r *Reconciler) prune(ctx context.Context, run *run, decided bool) error {
 		}
 	}
 	_, err = r.store.Update(ctx, r.env.Name, func(st *state.State) error {
-		st.Inventory = union(run.inv, keep)
+		st.Inventory = union(union(run.inv, keep), leftAlone)
 		return nil
 	})
 	return err
