@@ -151,6 +151,10 @@ func own(err error) Kind {
 	return Unknown
 }
 
+// rbacEscalation is how the API server refuses a Role or binding that
+// grants more than the requester holds.
+const rbacEscalation = "is attempting to grant RBAC permissions not currently held"
+
 // status classifies an answer of the Kubernetes API server.
 func status(s metav1.Status) Kind {
 	switch s.Reason {
@@ -158,7 +162,15 @@ func status(s metav1.Status) Kind {
 		metav1.StatusReasonServerTimeout, metav1.StatusReasonInternalError, metav1.StatusReasonConflict,
 		metav1.StatusReasonGone:
 		return Transient
-	case metav1.StatusReasonUnauthorized, metav1.StatusReasonForbidden:
+	case metav1.StatusReasonForbidden:
+		if strings.Contains(s.Message, rbacEscalation) {
+			// The commit asks for more than its environment holds: its
+			// content is at fault, as with an object out of scope, not
+			// ferry's RBAC (TestClassify "RBAC escalation").
+			return Verdict
+		}
+		return Terminal
+	case metav1.StatusReasonUnauthorized:
 		return Terminal
 	case metav1.StatusReasonInvalid, metav1.StatusReasonBadRequest, metav1.StatusReasonNotFound,
 		metav1.StatusReasonAlreadyExists, metav1.StatusReasonRequestEntityTooLarge,

@@ -58,6 +58,8 @@ func TestClassify(t *testing.T) {
 		{"forge 401", forgeLike{transient: false}, Terminal},
 		{"unauthorized", apierrors.NewUnauthorized("bad token"), Terminal},
 		{"forbidden", apierrors.NewForbidden(gr, "web", errors.New("cannot patch")), Terminal},
+		{"RBAC escalation", apierrors.NewForbidden(schema.GroupResource{Group: "rbac.authorization.k8s.io", Resource: "roles"}, "greedy",
+			errors.New(`user "system:serviceaccount:ferry-system:ferry-env-staging" is attempting to grant RBAC permissions not currently held`)), Verdict},
 		{"git auth", fmt.Errorf("http://x/r.git ls-remote: %w (check the token file): %w", auth, errors.New("authentication required")), Terminal},
 		{"marked", Mark(Terminal, errors.New("health: invalid interval")), Terminal},
 		{"mark overrides", Mark(Verdict, reset), Verdict},
