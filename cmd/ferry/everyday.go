@@ -177,12 +177,9 @@ func waitHandled(ctx context.Context, cfg *config.Config, env, request string, t
 
 func newReconcileCmd() *cobra.Command {
 	var timeout time.Duration
-	cmd := &cobra.Command{
-		Use:   "reconcile <environment>",
-		Short: "Poll the branch and reconcile now, wait for the verdict and print it (exit 1 if it failed)",
-		Args:  cobra.ExactArgs(1),
-		RunE: withConfig(func(cmd *cobra.Command, cfg *config.Config, args []string) error {
-			env := args[0]
+	cmd := envCommand("reconcile <environment>",
+		"Poll the branch and reconcile now, wait for the verdict and print it (exit 1 if it failed)",
+		func(cmd *cobra.Command, cfg *config.Config, env string) error {
 			at, err := reconciler.RequestReconcile(cmd.Context(), cfg, env, quietOptions())
 			if err != nil {
 				return err
@@ -192,8 +189,7 @@ func newReconcileCmd() *cobra.Command {
 				return err
 			}
 			return printOutcome(cmd.OutOrStdout(), env, st)
-		}),
-	}
+		})
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "how long to wait for the verdict")
 	return cmd
 }
@@ -231,20 +227,17 @@ func printOutcome(w io.Writer, env string, st *state.State) error {
 
 func newSuspendCmd() *cobra.Command {
 	var reason string
-	cmd := &cobra.Command{
-		Use:   "suspend <environment>",
-		Short: "Hands off: the environment applies, prunes, reverts and promotes nothing until resumed",
-		Args:  cobra.ExactArgs(1),
-		RunE: withConfig(func(cmd *cobra.Command, cfg *config.Config, args []string) error {
+	cmd := envCommand("suspend <environment>",
+		"Hands off: the environment applies, prunes, reverts and promotes nothing until resumed",
+		func(cmd *cobra.Command, cfg *config.Config, env string) error {
 			by := whoAmI()
-			if _, err := reconciler.Suspend(cmd.Context(), cfg, args[0], reason, by, quietOptions()); err != nil {
+			if _, err := reconciler.Suspend(cmd.Context(), cfg, env, reason, by, quietOptions()); err != nil {
 				return err
 			}
 			s := state.Suspension{Reason: reason, By: by}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", args[0], s.String())
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", env, s.String())
 			return nil
-		}),
-	}
+		})
 	cmd.Flags().StringVar(&reason, "reason", "", "why, shown in status, badges and commit statuses")
 	return cmd
 }
@@ -252,26 +245,23 @@ func newSuspendCmd() *cobra.Command {
 func newResumeCmd() *cobra.Command {
 	var wait bool
 	var timeout time.Duration
-	cmd := &cobra.Command{
-		Use:   "resume <environment>",
-		Short: "Lift a suspension; ferry then decides what it held",
-		Args:  cobra.ExactArgs(1),
-		RunE: withConfig(func(cmd *cobra.Command, cfg *config.Config, args []string) error {
-			at, err := reconciler.Resume(cmd.Context(), cfg, args[0], quietOptions())
+	cmd := envCommand("resume <environment>",
+		"Lift a suspension; ferry then decides what it held",
+		func(cmd *cobra.Command, cfg *config.Config, env string) error {
+			at, err := reconciler.Resume(cmd.Context(), cfg, env, quietOptions())
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: resumed\n", args[0])
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: resumed\n", env)
 			if !wait {
 				return nil
 			}
-			st, err := waitHandled(cmd.Context(), cfg, args[0], at, timeout)
+			st, err := waitHandled(cmd.Context(), cfg, env, at, timeout)
 			if err != nil {
 				return err
 			}
-			return printOutcome(cmd.OutOrStdout(), args[0], st)
-		}),
-	}
+			return printOutcome(cmd.OutOrStdout(), env, st)
+		})
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the pass that follows and print its outcome")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "how long --wait waits")
 	return cmd
@@ -281,12 +271,9 @@ func newPromoteCmd() *cobra.Command {
 	var to string
 	var now bool
 	var timeout time.Duration
-	cmd := &cobra.Command{
-		Use:   "promote <environment>",
-		Short: "Promote the environment's healthy revision by hand, with the rules of automatic promotion (--now: ignore the window)",
-		Args:  cobra.ExactArgs(1),
-		RunE: withConfig(func(cmd *cobra.Command, cfg *config.Config, args []string) error {
-			env := args[0]
+	cmd := envCommand("promote <environment>",
+		"Promote the environment's healthy revision by hand, with the rules of automatic promotion (--now: ignore the window)",
+		func(cmd *cobra.Command, cfg *config.Config, env string) error {
 			at, err := reconciler.Promote(cmd.Context(), cfg, env, to, now, whoAmI(), quietOptions())
 			if err != nil {
 				return err
@@ -311,8 +298,7 @@ func newPromoteCmd() *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s %s\n", env, state.Short(v.Commit), v.Action)
 			}
 			return nil
-		}),
-	}
+		})
 	cmd.Flags().StringVar(&to, "to", "", "promote to this target only")
 	cmd.Flags().BoolVar(&now, "now", false, "promote even outside the promotion window (recorded with who asked)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for the promotion")

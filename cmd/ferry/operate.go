@@ -28,18 +28,25 @@ func withConfig(run func(cmd *cobra.Command, cfg *config.Config, args []string) 
 	}
 }
 
-func newHistoryCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "history <environment>",
-		Short: "Show each verdict: revision, digest, verdict, reason, duration and what ferry did",
-		Args:  cobra.ExactArgs(1),
+// envCommand is a command on one environment, named by its only argument,
+// that runs with the configuration loaded.
+func envCommand(use, short string, run func(cmd *cobra.Command, cfg *config.Config, env string) error) *cobra.Command {
+	return &cobra.Command{Use: use, Short: short, Args: cobra.ExactArgs(1),
 		RunE: withConfig(func(cmd *cobra.Command, cfg *config.Config, args []string) error {
-			st, err := reconciler.LoadState(cmd.Context(), cfg, args[0], quietOptions())
+			return run(cmd, cfg, args[0])
+		})}
+}
+
+func newHistoryCmd() *cobra.Command {
+	return envCommand("history <environment>",
+		"Show each verdict: revision, digest, verdict, reason, duration and what ferry did",
+		func(cmd *cobra.Command, cfg *config.Config, env string) error {
+			st, err := reconciler.LoadState(cmd.Context(), cfg, env, quietOptions())
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "%s: %s", args[0], st.Phase)
+			fmt.Fprintf(out, "%s: %s", env, st.Phase)
 			if st.Message != "" {
 				fmt.Fprintf(out, " (%s)", st.Message)
 			}
@@ -57,8 +64,7 @@ func newHistoryCmd() *cobra.Command {
 					v.Finished.Sub(v.Started).Round(time.Millisecond), v.Action, text.OneLine(v.Reason, 120))
 			}
 			return w.Flush()
-		}),
-	}
+		})
 }
 
 func shortDigest(d string) string {
@@ -92,19 +98,16 @@ func newReleaseCmd() *cobra.Command {
 
 func newRollbackCmd() *cobra.Command {
 	var to string
-	cmd := &cobra.Command{
-		Use:   "rollback <environment>",
-		Short: "Write and push a revert commit back to the last healthy revision (or --to a healthy one)",
-		Args:  cobra.ExactArgs(1),
-		RunE: withConfig(func(cmd *cobra.Command, cfg *config.Config, args []string) error {
-			rev, err := reconciler.Rollback(cmd.Context(), cfg, args[0], to, quietOptions())
+	cmd := envCommand("rollback <environment>",
+		"Write and push a revert commit back to the last healthy revision (or --to a healthy one)",
+		func(cmd *cobra.Command, cfg *config.Config, env string) error {
+			rev, err := reconciler.Rollback(cmd.Context(), cfg, env, to, quietOptions())
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "pushed %s: %s\n", rev.Short(), strings.SplitN(rev.Commit.Message, "\n", 2)[0])
 			return nil
-		}),
-	}
+		})
 	cmd.Flags().StringVar(&to, "to", "", "a healthy revision from `ferry history` (default: the last healthy one)")
 	return cmd
 }
