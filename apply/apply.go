@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"ferry.dev/ferry/internal/crd"
+
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/cli-utils/pkg/object"
 	"github.com/fluxcd/pkg/ssa"
@@ -141,16 +143,8 @@ func (a *Applier) isNamespaced(o *unstructured.Unstructured, set []*unstructured
 		return namespaced, nil
 	}
 	gk := o.GroupVersionKind().GroupKind()
-	for _, crd := range set {
-		if !ssautils.IsCRD(crd) {
-			continue
-		}
-		group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
-		kind, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "kind")
-		if group == gk.Group && kind == gk.Kind {
-			scope, _, _ := unstructured.NestedString(crd.Object, "spec", "scope")
-			return scope == "Namespaced", nil
-		}
+	if namespaced, found := crd.Namespaced(gk, set); found {
+		return namespaced, nil
 	}
 	return false, fmt.Errorf("unknown kind %s: %w", gk, err)
 }

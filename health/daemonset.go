@@ -6,17 +6,15 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // daemonSetPods reads the pods of the DaemonSet's current revision. A
 // DaemonSet's status does not name its revision, so its ControllerRevisions
 // are read too.
-func daemonSetPods(ctx context.Context, r client.Reader, obj *unstructured.Unstructured) ([]corev1.Pod, error) {
-	ds, err := fromUnstructured[appsv1.DaemonSet](obj)
-	if err != nil || !observed(ds.Generation, ds.Status.ObservedGeneration) || ds.Spec.Selector == nil {
-		return nil, err
+func daemonSetPods(ctx context.Context, r client.Reader, ds *appsv1.DaemonSet) ([]corev1.Pod, error) {
+	if !observed(ds.Generation, ds.Status.ObservedGeneration) || ds.Spec.Selector == nil {
+		return nil, nil
 	}
 	return revisionPods(ctx, r, ds.Namespace, ds.Spec.Selector, &appsv1.ControllerRevisionList{}, "controllerrevisions",
 		func(crs *appsv1.ControllerRevisionList, pods []corev1.Pod) []corev1.Pod {

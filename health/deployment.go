@@ -38,10 +38,9 @@ func deploymentFailure(obj *unstructured.Unstructured) (string, error) {
 }
 
 // deploymentPods reads the pods of the Deployment's current revision.
-func deploymentPods(ctx context.Context, r client.Reader, obj *unstructured.Unstructured) ([]corev1.Pod, error) {
-	d, err := fromUnstructured[appsv1.Deployment](obj)
-	if err != nil || !observed(d.Generation, d.Status.ObservedGeneration) || d.Spec.Selector == nil {
-		return nil, err
+func deploymentPods(ctx context.Context, r client.Reader, d *appsv1.Deployment) ([]corev1.Pod, error) {
+	if !observed(d.Generation, d.Status.ObservedGeneration) || d.Spec.Selector == nil {
+		return nil, nil
 	}
 	return revisionPods(ctx, r, d.Namespace, d.Spec.Selector, &appsv1.ReplicaSetList{}, "replicasets",
 		func(rss *appsv1.ReplicaSetList, pods []corev1.Pod) []corev1.Pod {

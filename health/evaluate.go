@@ -28,12 +28,24 @@ type rules struct {
 // kinds holds the rules of every kind with more to check than kstatus. Each
 // kind's rules live in its own file.
 var kinds = map[schema.GroupKind]rules{
-	{Group: "apps", Kind: "Deployment"}:  {failure: deploymentFailure, pods: deploymentPods},
-	{Group: "apps", Kind: "ReplicaSet"}:  {pods: replicaSetPods},
-	{Group: "apps", Kind: "StatefulSet"}: {pods: statefulSetPods},
-	{Group: "apps", Kind: "DaemonSet"}:   {pods: daemonSetPods},
+	{Group: "apps", Kind: "Deployment"}:  {failure: deploymentFailure, pods: podsOf(deploymentPods)},
+	{Group: "apps", Kind: "ReplicaSet"}:  {pods: podsOf(replicaSetPods)},
+	{Group: "apps", Kind: "StatefulSet"}: {pods: podsOf(statefulSetPods)},
+	{Group: "apps", Kind: "DaemonSet"}:   {pods: podsOf(daemonSetPods)},
 	{Group: "batch", Kind: "Job"}:        {failure: jobFailure},
-	{Group: "", Kind: "Pod"}:             {failure: bareFailure, pods: barePods},
+	{Group: "", Kind: "Pod"}:             {failure: bareFailure, pods: podsOf(barePods)},
+}
+
+// podsOf adapts a kind's typed pod lookup to the unstructured object a
+// check holds.
+func podsOf[T any](pods func(ctx context.Context, r client.Reader, obj *T) ([]corev1.Pod, error)) func(context.Context, client.Reader, *unstructured.Unstructured) ([]corev1.Pod, error) {
+	return func(ctx context.Context, r client.Reader, obj *unstructured.Unstructured) ([]corev1.Pod, error) {
+		t, err := fromUnstructured[T](obj)
+		if err != nil {
+			return nil, err
+		}
+		return pods(ctx, r, t)
+	}
 }
 
 // Evaluate judges one object in a single pass, from the object as read from

@@ -162,10 +162,6 @@ func bareFailure(obj *unstructured.Unstructured) (string, error) {
 }
 
 // barePods returns the Pod itself, so that its restarts count in the soak.
-func barePods(_ context.Context, _ client.Reader, obj *unstructured.Unstructured) ([]corev1.Pod, error) {
-	p, err := fromUnstructured[corev1.Pod](obj)
-	if err != nil {
-		return nil, err
-	}
+func barePods(_ context.Context, _ client.Reader, p *corev1.Pod) ([]corev1.Pod, error) {
 	return []corev1.Pod{*p}, nil
 }

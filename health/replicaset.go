@@ -5,17 +5,12 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // replicaSetPods reads the pods of a ReplicaSet applied on its own: all the
 // pods it controls, since a ReplicaSet has one revision.
-func replicaSetPods(ctx context.Context, r client.Reader, obj *unstructured.Unstructured) ([]corev1.Pod, error) {
-	rs, err := fromUnstructured[appsv1.ReplicaSet](obj)
-	if err != nil {
-		return nil, err
-	}
+func replicaSetPods(ctx context.Context, r client.Reader, rs *appsv1.ReplicaSet) ([]corev1.Pod, error) {
 	if !observed(rs.Generation, rs.Status.ObservedGeneration) {
 		return nil, nil
 	}

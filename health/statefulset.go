@@ -5,16 +5,11 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // statefulSetPods reads the pods of the StatefulSet's current revision.
-func statefulSetPods(ctx context.Context, r client.Reader, obj *unstructured.Unstructured) ([]corev1.Pod, error) {
-	s, err := fromUnstructured[appsv1.StatefulSet](obj)
-	if err != nil {
-		return nil, err
-	}
+func statefulSetPods(ctx context.Context, r client.Reader, s *appsv1.StatefulSet) ([]corev1.Pod, error) {
 	if !observed(s.Generation, s.Status.ObservedGeneration) || s.Status.UpdateRevision == "" {
 		return nil, nil
 	}

@@ -86,33 +86,27 @@ func (g *Graph) DependsOn(env string) []string { return g.node(env).DependsOn }
 
 // Sources are the environments that promote to env.
 func (g *Graph) Sources(env string) []string {
-	var out []string
-	for _, n := range g.nodes {
-		if slices.Contains(n.To, env) {
-			out = append(out, n.Name)
-		}
-	}
-	return out
+	return g.names(func(n Node) bool { return slices.Contains(n.To, env) })
 }
 
 // Waiting lists the environments whose promotions wait on env: those that
 // require it, with the environments that promote to them. When env becomes
 // healthy, those sources try their promotions again.
 func (g *Graph) Waiting(env string) []string {
-	var out []string
-	for _, n := range g.nodes {
-		if slices.Contains(n.Requires, env) {
-			out = append(out, n.Name)
-		}
-	}
-	return out
+	return g.names(func(n Node) bool { return slices.Contains(n.Requires, env) })
 }
 
 // Dependents are the environments that depend on env.
 func (g *Graph) Dependents(env string) []string {
+	return g.names(func(n Node) bool { return slices.Contains(n.DependsOn, env) })
+}
+
+// names lists, in configuration order, the environments whose node
+// matches.
+func (g *Graph) names(match func(Node) bool) []string {
 	var out []string
 	for _, n := range g.nodes {
-		if slices.Contains(n.DependsOn, env) {
+		if match(n) {
 			out = append(out, n.Name)
 		}
 	}

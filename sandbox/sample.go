@@ -83,22 +83,19 @@ func SeedSample(ctx context.Context, c *Cluster, g *Gitea, work string) (*Sample
 	if err := os.WriteFile(tokenFile, []byte(g.Token), 0o600); err != nil {
 		return nil, err
 	}
-	cfg := fmt.Sprintf(`namespace: ferry-system
-environments:
-  - name: staging
-    source: {url: %[1]s, branch: main, path: envs/staging, interval: 2s, auth: {tokenFile: %[2]s}}
-    cluster: {kubeconfig: %[3]s}
-    namespace: staging
+	cfg := "namespace: ferry-system\nenvironments:\n"
+	for _, e := range []struct{ name, branch, promote string }{
+		{"staging", "main", "    promote: {to: production, mode: push}\n"},
+		{"production", "production", ""},
+	} {
+		cfg += fmt.Sprintf(`  - name: %[1]s
+    source: {url: %[3]s, branch: %[2]s, path: envs/%[1]s, interval: 2s, auth: {tokenFile: %[4]s}}
+    cluster: {kubeconfig: %[5]s}
+    namespace: %[1]s
     health: {timeout: 1m, interval: 500ms, soak: 3s}
     onFailure: revert
-    promote: {to: production, mode: push}
-  - name: production
-    source: {url: %[1]s, branch: production, path: envs/production, interval: 2s, auth: {tokenFile: %[2]s}}
-    cluster: {kubeconfig: %[3]s}
-    namespace: production
-    health: {timeout: 1m, interval: 500ms, soak: 3s}
-    onFailure: revert
-`, g.CloneURL(SampleRepo), tokenFile, c.Kubeconfig)
+`, e.name, e.branch, g.CloneURL(SampleRepo), tokenFile, c.Kubeconfig) + e.promote
+	}
 	path := filepath.Join(work, "ferry.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"ferry.dev/ferry/internal/crd"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -133,7 +135,7 @@ func (s Scope) check(o *unstructured.Unstructured, set []*unstructured.Unstructu
 	isNamespaced, err := namespaced(gvk)
 	if meta.IsNoMatchError(err) {
 		var found bool
-		isNamespaced, found = crdScope(gvk.GroupKind(), set)
+		isNamespaced, found = crd.Namespaced(gvk.GroupKind(), set)
 		if !found {
 			return ns, fmt.Sprintf("is of kind %s, which the API server does not know, so %s's scope cannot be checked (install its CRD first, or in the same commit)", gvk.GroupKind(), s.Environment), nil
 		}
@@ -171,22 +173,6 @@ func (s Scope) namespaceList() string {
 		return "no namespace"
 	}
 	return strings.Join(s.Namespaces, ", ")
-}
-
-// crdScope finds gk among the CustomResourceDefinitions of set.
-func crdScope(gk schema.GroupKind, set []*unstructured.Unstructured) (namespaced, found bool) {
-	for _, crd := range set {
-		if crd.GetKind() != "CustomResourceDefinition" || crd.GroupVersionKind().Group != "apiextensions.k8s.io" {
-			continue
-		}
-		group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
-		kind, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "kind")
-		if group == gk.Group && kind == gk.Kind {
-			scope, _, _ := unstructured.NestedString(crd.Object, "spec", "scope")
-			return scope == "Namespaced", true
-		}
-	}
-	return false, false
 }
 
 // subject names o as Kind/name, or Kind/namespace/name when ns is set.
