@@ -26,7 +26,7 @@ unit:
 FUZZTIME ?= 30s
 FUZZ_TARGETS = \
 	./config:FuzzParse \
-	./render:FuzzParseManifests ./render:FuzzRender ./render:FuzzCheckAliases \
+	./render:FuzzParseManifests ./render:FuzzRender ./render:FuzzCheckAliases ./render:FuzzDecryptFile \
 	./server:FuzzParseGitHub ./server:FuzzParseGitea ./server:FuzzParseGitLab \
 	./server:FuzzVerifySignature ./forge:FuzzParseRepo
 fuzz:
