@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -210,6 +211,26 @@ func startFerryProcess(t *testing.T, bin, configPath string) *exec.Cmd {
 		}
 	})
 	return cmd
+}
+
+// stopFerryProcess stops a ferry started by startFerryProcess with
+// SIGTERM, as a rollout or a node drain does, and fails the test unless it
+// exits cleanly within 20s.
+func stopFerryProcess(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("ferry run after SIGTERM: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("ferry run did not stop within 20s of SIGTERM")
+	}
 }
 
 // ferryCLI runs the ferry binary with the configuration and returns its

@@ -60,19 +60,7 @@ func TestKillDuringApply(t *testing.T) {
 	}
 
 	// SIGTERM stops ferry cleanly.
-	if err := second.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- second.Wait() }()
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("ferry run after SIGTERM: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("ferry run did not stop within 20s of SIGTERM")
-	}
+	stopFerryProcess(t, second)
 }
 
 // TestDecisionsResumeExactlyOnce: ferry stopped after a verdict and before
