@@ -289,19 +289,7 @@ func TestForkPullRequestIsNotPlanned(t *testing.T) {
 		t.Fatal(err)
 	}
 	hasStatus(t, p.repo, head, "ferry/plan/staging", "pending: skipped: from a fork, not rendered; a user with write access may comment /ferry plan")
-	plans := func() (int, string) {
-		cs, _, err := forge.Client.ListIssueComments(forge.User, p.repo, pr.Index, gitea.ListIssueCommentOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, body := 0, ""
-		for _, c := range cs {
-			if strings.Contains(c.Body, "ferry plan for") {
-				n, body = n+1, c.Body
-			}
-		}
-		return n, body
-	}
+	plans := func() (int, string) { return planComments(t, p.repo, pr.Index) }
 	t.Log("the fork's author asks: still skipped")
 	if _, _, err := mallory.CreateIssueComment(forge.User, p.repo, pr.Index, gitea.CreateIssueCommentOption{Body: "/ferry plan"}); err != nil {
 		t.Fatal(err)

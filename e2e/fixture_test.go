@@ -595,3 +595,20 @@ func httpGet(t *testing.T, url string) string {
 	}
 	return string(b)
 }
+
+// planComments counts the plan comments on pull request index of repo,
+// and returns the body of the last one.
+func planComments(t *testing.T, repo string, index int64) (int, string) {
+	t.Helper()
+	cs, _, err := forge.Client.ListIssueComments(forge.User, repo, index, gitea.ListIssueCommentOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, body := 0, ""
+	for _, c := range cs {
+		if strings.Contains(c.Body, "ferry plan for") {
+			n, body = n+1, c.Body
+		}
+	}
+	return n, body
+}

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"code.gitea.io/sdk/gitea"
 )
 
 // TestPullRequestPlan: an open pull request into main gets the status
@@ -36,19 +34,7 @@ func TestPullRequestPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitStatuses(t, p.repo, head, "ferry/plan/staging", []string{"success: 0 created, 1 changed, 1 pruned"})
-	comment := func() (int, string) {
-		cs, _, err := forge.Client.ListIssueComments(forge.User, p.repo, pr.Index, gitea.ListIssueCommentOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, body := 0, ""
-		for _, c := range cs {
-			if strings.Contains(c.Body, "ferry plan for") {
-				n, body = n+1, c.Body
-			}
-		}
-		return n, body
-	}
+	comment := func() (int, string) { return planComments(t, p.repo, pr.Index) }
 	eventually(t, time.Minute, func() (bool, string) {
 		n, body := comment()
 		return n == 1 && strings.Contains(body, head[:7]) && strings.Contains(body, "registry.invalid/web:v2"), fmt.Sprintf("%d plan comments: %s", n, body)

@@ -62,6 +62,7 @@ func (r *Reconciler) promoteByPullRequest(ctx context.Context, rn *run, t *Recon
 	}
 	if proposal.NotClosed != nil {
 		rn.log.Error("close superseded promotion pull requests", "error", proposal.NotClosed)
+		r.event(ctx, true, "SupersededPullRequestsOpen", "superseded promotion pull requests into %s left open: %v", to, proposal.NotClosed)
 	}
 	return state.Promoted(to, "pull request "+proposal.PullRequest.Ref()), nil
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/fluxcd/pkg/ssa"
 
 	"ferry.dev/ferry/forge"
+	"ferry.dev/ferry/internal/text"
 )
 
 // Pull requests are untrusted: anyone may open one, and from a fork anyone
@@ -47,12 +48,13 @@ func (m *Manager) planOne(ctx context.Context, r *Reconciler, repo forge.Repo, n
 	ref, why, err := m.trusted(ctx, repo, number)
 	switch {
 	case err != nil:
-		m.plans.forget(key) // asked again at the next poll
 		r.log.Warn("pull request not planned", "number", number, "error", err)
-		return
+		why = "not planned yet: the forge could not tell whether it may be (" + text.OneLine(err.Error(), 200) + "); asked again at the next poll"
+		fallthrough
 	case why != "":
-		// Asked again at the next poll, for a "/ferry plan" comment; the
-		// reporter posts the same status only once.
+		// Asked again at the next poll, for a "/ferry plan" comment or
+		// after the forge's error; the reporter posts the same status only
+		// once.
 		m.plans.forget(key)
 		plan.Skipped = why
 		r.notify.reporter.Post(r.notify.repo, plan.Status(forge.TargetURL(r.notify.externalURL, r.env.Name, head)))

@@ -194,6 +194,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 				next = rev
 			} else {
 				r.log.Error("reconcile request: fetch", "error", err)
+				r.event(ctx, true, "ReconcileRequestFailed", "fetch %s for a reconcile request: %v; reconciling the current revision", r.env.Branch, err)
 				next = current
 			}
 		}
