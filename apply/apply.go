@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"ferry.dev/ferry/internal/crd"
@@ -71,6 +72,17 @@ type Applier struct {
 	client client.Client
 	rm     *ssa.ResourceManager
 	opts   Options
+	// watches, when set, tell which objects someone else touched (known.go).
+	watches *Watches
+	// mu makes passes (Apply, Correct) one at a time.
+	mu sync.Mutex
+	// knownMu guards known and desired.
+	knownMu sync.Mutex
+	// known is what each converged object was left as, by ID.
+	known map[string]known
+	// desired are the objects of the last pass that went through, by ID.
+	desired map[string]*unstructured.Unstructured
+	stats   stats
 }
 
 // New returns an Applier that talks to the cluster through c.
@@ -81,7 +93,7 @@ func New(c client.Client, opts Options) *Applier {
 	poller := polling.NewStatusPoller(c, c.RESTMapper(), polling.Options{})
 	rm := ssa.NewResourceManager(c, poller, ssa.Owner{Field: FieldManager, Group: "ferry.dev"})
 	rm.SetConcurrency(opts.Concurrency)
-	return &Applier{client: c, rm: rm, opts: opts}
+	return &Applier{client: c, rm: rm, opts: opts, known: map[string]known{}}
 }
 
 // OwnerLabels are the labels ferry puts on every object of the environment.
@@ -156,10 +168,25 @@ func (a *Applier) isNamespaced(o *unstructured.Unstructured, set []*unstructured
 // same set are dry-run after their definition is written, because they
 // cannot be checked before. Only drifted objects are written. The change
 // set lists every object with its action.
+//
+// Objects the watches show as ferry left them, with git's version
+// unchanged, are known converged and cost no request (known.go). An object
+// git did not change that fails because someone else changed it is drift,
+// not the revision's fault: everything else is applied, and the error is a
+// *DriftError naming it.
 func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) (*ssa.ChangeSet, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	prepared, err := a.Prepare(objs)
 	if err != nil {
 		return nil, err
+	}
+	if a.watches != nil {
+		ids := make([]object.ObjMetadata, 0, len(prepared))
+		for _, o := range prepared {
+			ids = append(ids, object.UnstructuredToObjMetadata(o))
+		}
+		a.watches.Ensure(ctx, ids, watchSync)
 	}
 	var defs, rest []*unstructured.Unstructured
 	for _, o := range prepared {
@@ -169,13 +196,10 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 			rest = append(rest, o)
 		}
 	}
-	defPlan, err := a.diffAll(ctx, defs)
-	if err != nil {
-		return nil, err
-	}
+	defPlan := a.diffAll(ctx, defs)
 	ready, deferred := dependsOnNew(rest, defPlan)
-	restPlan, err := a.diffAll(ctx, ready)
-	if err != nil {
+	restPlan := a.diffAll(ctx, ready)
+	if err := errors.Join(append(defPlan.errs, restPlan.errs...)...); err != nil {
 		return nil, err
 	}
 	cs := ssa.NewChangeSet()
@@ -188,8 +212,8 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 			return cs, fmt.Errorf("waiting for definitions: %w", err)
 		}
 	}
-	deferredPlan, err := a.diffAll(ctx, deferred)
-	if err != nil {
+	deferredPlan := a.diffAll(ctx, deferred)
+	if err := errors.Join(deferredPlan.errs...); err != nil {
 		return cs, err
 	}
 	restPlan.add(deferredPlan)
@@ -197,18 +221,34 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 		return cs, err
 	}
 	cs.Append(restPlan.entries)
+	a.setDesired(prepared)
+	defPlan.add(restPlan)
+	if len(defPlan.drift) > 0 {
+		return cs, &DriftError{Objects: defPlan.failed, Err: errors.Join(defPlan.drift...)}
+	}
 	return cs, nil
 }
 
-// plan is the dry-run result of a set of objects.
+// watchSync bounds the wait for a new watch's first list.
+const watchSync = 10 * time.Second
+
+// plan is the dry-run result of a set of objects: the objects to apply
+// with their entries, the errors that fail the set, and drift (objects
+// left out, named in failed).
 type plan struct {
 	objs    []*unstructured.Unstructured
 	entries []ssa.ChangeSetEntry
+	errs    []error
+	drift   []error
+	failed  []string
 }
 
 func (p *plan) add(q *plan) {
 	p.objs = append(p.objs, q.objs...)
 	p.entries = append(p.entries, q.entries...)
+	p.errs = append(p.errs, q.errs...)
+	p.drift = append(p.drift, q.drift...)
+	p.failed = append(p.failed, q.failed...)
 }
 
 func drifted(e ssa.ChangeSetEntry) bool {
@@ -233,32 +273,43 @@ func (p *plan) set() object.ObjMetadataSet {
 	return set
 }
 
-// diffAll dry-runs objs in parallel. Any error fails the whole set.
-func (a *Applier) diffAll(ctx context.Context, objs []*unstructured.Unstructured) (*plan, error) {
-	p := &plan{objs: objs, entries: make([]ssa.ChangeSetEntry, len(objs))}
+// diffAll dry-runs the objects of objs not known converged, in parallel.
+// An object whose dry-run fails is left out of the plan: as drift when
+// foreign says so, otherwise as an error that fails the set.
+func (a *Applier) diffAll(ctx context.Context, objs []*unstructured.Unstructured) *plan {
+	entries := make([]ssa.ChangeSetEntry, len(objs))
 	errs := make([]error, len(objs))
 	var g errgroup.Group
 	g.SetLimit(a.opts.Concurrency)
 	for i, o := range objs {
 		if disabled(o) {
-			p.entries[i] = skipped(o)
+			entries[i] = skipped(o)
+			continue
+		}
+		if e, ok := a.converged(o); ok {
+			a.stats.known.Add(1)
+			entries[i] = e
 			continue
 		}
 		g.Go(func() error {
-			entry, _, _, err := a.rm.Diff(ctx, o.DeepCopy(), a.diffOptions(o))
-			if err != nil {
-				errs[i] = explain(err)
-				return nil
-			}
-			p.entries[i] = *entry
+			entries[i], errs[i] = a.diffOne(ctx, o.DeepCopy())
 			return nil
 		})
 	}
 	_ = g.Wait() // errors are collected per object
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	p := &plan{}
+	for i, o := range objs {
+		switch {
+		case errs[i] == nil:
+			p.objs, p.entries = append(p.objs, o), append(p.entries, entries[i])
+		case a.foreign(o):
+			p.drift = append(p.drift, explain(errs[i]))
+			p.failed = append(p.failed, ssautils.FmtUnstructured(o))
+		default:
+			p.errs = append(p.errs, explain(errs[i]))
+		}
 	}
-	return p, nil
+	return p
 }
 
 // writeAll applies the drifted objects of p in parallel. An object whose
@@ -273,7 +324,13 @@ func (a *Applier) writeAll(ctx context.Context, p *plan) error {
 			continue
 		}
 		g.Go(func() error {
-			err := a.client.Patch(ctx, o.DeepCopy(), client.Apply, client.ForceOwnership, client.FieldOwner(FieldManager))
+			written := o.DeepCopy()
+			err := a.client.Patch(ctx, written, client.Apply, client.ForceOwnership, client.FieldOwner(FieldManager))
+			if err == nil {
+				a.remember(o, written)
+			} else {
+				a.forget(o)
+			}
 			if err != nil && ssaerrors.IsImmutableError(err) {
 				_, err = a.rm.Apply(ctx, o.DeepCopy(), a.applyOptions(o))
 			}

@@ -25,7 +25,8 @@ import (
 // RESTConfig loads the REST config of a configured cluster: its kubeconfig
 // and context, or, when empty, $KUBECONFIG, ~/.kube/config or the
 // in-cluster ServiceAccount. Client-side rate limiting is off; the API
-// server's priority and fairness does the limiting.
+// server's priority and fairness does the limiting. Its requests count on
+// Requests.
 func RESTConfig(cl config.Cluster) (*rest.Config, error) {
 	cfg, _, err := restConfig(cl)
 	return cfg, err
@@ -61,7 +62,7 @@ func restConfig(cl config.Cluster) (*rest.Config, bool, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = -1, -1
 	cfg.UserAgent = "ferry"
-	return cfg, inCluster, nil
+	return Requests.Wrap(cfg), inCluster, nil
 }
 
 // Impersonate returns a copy of cfg that acts as the ServiceAccount

@@ -32,7 +32,23 @@ type Checker struct {
 	reader client.Reader
 	mapper meta.RESTMapper
 	http   *http.Client
+	// changes, when set, says that a watched object or pod changed: Check
+	// looks again at once instead of at its next interval.
+	changes <-chan struct{}
 }
+
+// SetChanges makes Check look again whenever ch receives, so that a status
+// change decides the verdict without waiting for a polling interval. The
+// interval then only backs up the watches (watchedInterval), unless HTTP
+// checks need it.
+func (c *Checker) SetChanges(ch <-chan struct{}) { c.changes = ch }
+
+// watchedInterval is how often Check polls when watches wake it.
+const watchedInterval = 10 * time.Second
+
+// debounce gathers the changes of one status update (an object and its
+// pods) into one look.
+const debounce = 20 * time.Millisecond
 
 // NewChecker returns a Checker reading the cluster through c. Objects are
 // read as unstructured, pods, ReplicaSets and ControllerRevisions as typed
@@ -85,7 +101,11 @@ func (c *Checker) Check(ctx context.Context, objs object.ObjMetadataSet, opts Op
 		}
 	}
 	probe := func() []HTTPStatus { return probeAll(ctx, c.http, opts.HTTP) }
-	ticker := time.NewTicker(opts.Interval)
+	interval := opts.Interval
+	if c.changes != nil && len(opts.HTTP) == 0 {
+		interval = max(interval, watchedInterval)
+	}
+	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
 		obs := c.poll(ctx, objs, checks, versions, max(opts.Interval, minPollTimeout))
@@ -108,6 +128,12 @@ func (c *Checker) Check(ctx context.Context, objs object.ObjMetadataSet, opts Op
 			return nil, fmt.Errorf("health check of %d objects: %w", len(objs), ctx.Err())
 		case <-ticker.C:
 		case <-wake.C:
+		case <-c.changes:
+			time.Sleep(debounce) // why a sleep: one look for a burst of changes
+			select {
+			case <-c.changes:
+			default:
+			}
 		}
 		wake.Stop()
 	}

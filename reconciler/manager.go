@@ -63,6 +63,8 @@ type Manager struct {
 	pulls pullRequestLister
 	// planEvery is how often open pull requests are polled for plans.
 	planEvery time.Duration
+	// wiring holds the watches, started by Run.
+	wiring *wiring
 }
 
 // NewManager wires every environment of cfg: one persistent clone per
@@ -76,6 +78,7 @@ func NewManager(ctx context.Context, cfg *config.Config, opts Options) (*Manager
 		m.trust = t
 	}
 	w := newWiring(cfg, opts)
+	m.wiring = w
 	renderer := render.NewRenderer(render.DefaultOptions())
 	var errs []error
 	for _, env := range cfg.Environments {
@@ -121,6 +124,7 @@ func NewManager(ctx context.Context, cfg *config.Config, opts Options) (*Manager
 
 // Run runs every environment until ctx is done.
 func (m *Manager) Run(ctx context.Context) error {
+	m.wiring.startWatches(ctx)
 	var wg sync.WaitGroup
 	errs := make([]error, 0, len(m.envs))
 	var mu sync.Mutex

@@ -102,13 +102,19 @@ type Reconciler struct {
 	// stalls holds back the drift ticker from a commit a terminal error
 	// stalled.
 	stalls stalls
+	// watches, when set, report changes of live objects (drift.go); nil
+	// for one-shot commands.
+	watches *apply.Watches
+	drift   *drift
+	// fullCheck is when the last pass dry-ran every object.
+	fullCheck time.Time
 }
 
 // New wires a Reconciler for env.
 func New(env Environment, w *source.Watcher, r *render.Renderer, a *apply.Applier, c *health.Checker, s *state.Store, log *slog.Logger) *Reconciler {
 	return &Reconciler{env: env, watcher: w, renderer: r, applier: a, checker: c, store: s,
 		log: log.With("environment", env.Name), now: time.Now,
-		poke: make(chan struct{}, 1), requests: make(chan string, 1)}
+		poke: make(chan struct{}, 1), requests: make(chan string, 1), drift: newDrift()}
 }
 
 // Poke asks the loop to reconcile its current revision again, without
@@ -159,6 +165,8 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	tick := time.NewTicker(r.env.Interval)
 	defer tick.Stop()
 	go r.watchRequests(ctx)
+	go r.correctDrift(ctx)
+	r.fullCheck = r.now()
 	var current *source.Revision
 	for {
 		var next *source.Revision
@@ -180,6 +188,11 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			r.noteSource(ctx)
 			if current != nil && r.stalls.holds(current.Commit.Hash.String(), r.now()) {
 				continue
+			}
+			if r.now().Sub(r.fullCheck) >= driftCheckInterval {
+				// The safety net: this pass asks about every object.
+				r.applier.Forget()
+				r.fullCheck = r.now()
 			}
 			next = current
 		case <-r.poke:
@@ -292,6 +305,7 @@ func (r *Reconciler) reconcile(ctx context.Context, rev *source.Revision) *sourc
 	if err != nil {
 		return rn.newer
 	}
+	r.drift.setSuspended(st.Suspended != nil)
 	if st.Suspended != nil {
 		// Hands off: nothing is applied, pruned, reverted or promoted.
 		rn.log.Info("suspended; not reconciling", "suspension", st.Suspended.String())
@@ -524,6 +538,13 @@ func (r *Reconciler) apply(ctx context.Context, run *run, decided bool) error {
 		return err
 	}
 	cs, err := r.applier.Apply(ctx, run.rendered.Objects)
+	var de *apply.DriftError
+	if errors.As(err, &de) {
+		// Objects git did not change and someone else did: drift, no
+		// verdict on this revision; they are left out of its verification.
+		r.noteDrift(ctx, de)
+		err = nil
+	}
 	if err != nil {
 		return err
 	}
@@ -543,7 +564,9 @@ func (r *Reconciler) prune(ctx context.Context, run *run, decided bool) error {
 		if !decided {
 			st.Phase, st.Message = state.PhasePruning, ""
 		}
-		st.LastApplied = &state.Revision{Commit: run.rev.Commit.Hash.String(), Digest: run.rendered.Digest, Time: r.now()}
+		if la := st.LastApplied; la == nil || la.Commit != run.rev.Commit.Hash.String() || la.Digest != run.rendered.Digest {
+			st.LastApplied = &state.Revision{Commit: run.rev.Commit.Hash.String(), Digest: run.rendered.Digest, Time: r.now()}
+		}
 		return nil
 	})
 	if err != nil {
@@ -597,6 +620,12 @@ func (r *Reconciler) verify(ctx context.Context, run *run, decided bool) error {
 	set, err := run.inv.ObjMetadataSet()
 	if err != nil {
 		return err
+	}
+	if r.watches != nil {
+		namespaces, list := inventoryNamespaces(set)
+		r.watches.EnsurePods(ctx, list, watchSync)
+		r.drift.verifying(namespaces)
+		defer r.drift.verifying(nil)
 	}
 	vctx, cancel := context.WithCancel(ctx)
 	newer := make(chan *source.Revision, 1)

@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
@@ -31,6 +32,8 @@ type wiring struct {
 	clients map[config.Cluster]client.Client
 	actors  map[actorKey]client.Client
 	repos   map[string]*source.Repository
+	// watches are shared by the environments that act as one identity.
+	watches map[actorKey]*apply.Watches
 }
 
 // actorKey names the identity an environment's requests are made as: a
@@ -42,7 +45,7 @@ type actorKey struct {
 
 func newWiring(cfg *config.Config, opts Options) *wiring {
 	return &wiring{cfg: cfg, opts: opts.withDefaults(), clients: map[config.Cluster]client.Client{},
-		actors: map[actorKey]client.Client{}, repos: map[string]*source.Repository{}}
+		actors: map[actorKey]client.Client{}, repos: map[string]*source.Repository{}, watches: map[actorKey]*apply.Watches{}}
 }
 
 // wired is one environment's parts: its configuration, its cluster's
@@ -98,11 +101,8 @@ func (w *wiring) actor(env *config.Environment, own client.Client) (client.Clien
 	if c, ok := w.actors[key]; ok {
 		return c, nil
 	}
-	cfg, err := cluster.RESTConfig(env.Cluster)
+	cfg, err := w.actorConfig(env, sa)
 	if err != nil {
-		return nil, err
-	}
-	if cfg, err = cluster.Impersonate(cfg, w.cfg.Namespace, sa); err != nil {
 		return nil, err
 	}
 	c, err := cluster.NewClient(cfg)
@@ -111,6 +111,47 @@ func (w *wiring) actor(env *config.Environment, own client.Client) (client.Clien
 	}
 	w.actors[key] = c
 	return c, nil
+}
+
+// actorConfig is the REST config of env's identity: its cluster's,
+// impersonating sa when sa is set.
+func (w *wiring) actorConfig(env *config.Environment, sa string) (*rest.Config, error) {
+	cfg, err := cluster.RESTConfig(env.Cluster)
+	if err != nil || sa == "" {
+		return cfg, err
+	}
+	return cluster.Impersonate(cfg, w.cfg.Namespace, sa)
+}
+
+// watchesOf returns the watches of wd's identity, shared by every
+// environment acting as it.
+func (w *wiring) watchesOf(wd *wired) (*apply.Watches, error) {
+	inCluster, err := cluster.InCluster(wd.env.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	sa := wd.env.ServiceAccountName(inCluster)
+	key := actorKey{cluster: wd.env.Cluster, serviceAccount: sa}
+	if ws, ok := w.watches[key]; ok {
+		return ws, nil
+	}
+	cfg, err := w.actorConfig(wd.env, sa)
+	if err != nil {
+		return nil, err
+	}
+	ws, err := apply.NewWatches(cfg, wd.actor.RESTMapper())
+	if err != nil {
+		return nil, err
+	}
+	w.watches[key] = ws
+	return ws, nil
+}
+
+// startWatches lets the watches of every identity start; they end with ctx.
+func (w *wiring) startWatches(ctx context.Context) {
+	for _, ws := range w.watches {
+		ws.Start(ctx)
+	}
 }
 
 // wireWithRepository is wire, plus the environment's clone.
@@ -189,6 +230,14 @@ func (w *wiring) reconciler(ctx context.Context, name string, renderer *render.R
 		Repo: repo, Branch: env.Source.Branch, OnFailure: env.OnFailure, MaxPruneFraction: env.MaxPruneFraction,
 		AllowDestructive: env.AllowDestructive, Scope: wd.scope(), Namespaced: wd.namespaced(), Limits: wd.limits()},
 		source.NewWatcher(repo, env.Source.Branch, wopts), renderer, wd.applier(), health.NewChecker(wd.actor), wd.store, w.opts.Log)
+	watches, err := w.watchesOf(wd)
+	if err != nil {
+		return nil, fmt.Errorf("environment %s: %w", name, err)
+	}
+	r.watches = watches
+	r.applier.SetWatches(watches)
+	r.checker.SetChanges(r.drift.wake)
+	watches.OnChange(r.onChange)
 	// The key Secret is ferry's, in ferry's namespace: read with ferry's
 	// own client, as the state is.
 	r.keys = keyLoader{decryption: env.Decryption, client: wd.client, namespace: w.cfg.Namespace}

@@ -17,6 +17,8 @@ type Metrics struct {
 	reverts           *prometheus.CounterVec
 	lastApplied       *prometheus.GaugeVec
 	healthy           *prometheus.GaugeVec
+	driftCorrections  *prometheus.CounterVec
+	driftFailures     *prometheus.CounterVec
 }
 
 // Outcomes whose verdict counters exist from the start, at zero.
@@ -31,6 +33,8 @@ var knownOutcomes = []state.Outcome{state.OutcomeHealthy, state.OutcomeFailed, s
 //	ferry_reverts_total{environment}                  counter
 //	ferry_last_applied_timestamp_seconds{environment} gauge
 //	ferry_environment_healthy{environment}            gauge, 1 or 0
+//	ferry_drift_corrections_total{environment}        counter
+//	ferry_drift_failures_total{environment}           counter
 //
 // It fails when reg holds any of them already.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
@@ -58,8 +62,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		healthy: gauge("ferry_environment_healthy",
 			"1 when the environment's current revision is healthy, else 0.",
 			"environment"),
+		driftCorrections: counter("ferry_drift_corrections_total",
+			"Live objects someone else changed that ferry restored to git's version.",
+			"environment"),
+		driftFailures: counter("ferry_drift_failures_total",
+			"Attempts to restore a drifted live object to git's version that failed.",
+			"environment"),
 	}
-	for _, c := range []prometheus.Collector{m.reconcileDuration, m.applyChanges, m.verdicts, m.promotions, m.reverts, m.lastApplied, m.healthy} {
+	for _, c := range []prometheus.Collector{m.reconcileDuration, m.applyChanges, m.verdicts, m.promotions, m.reverts, m.lastApplied, m.healthy, m.driftCorrections, m.driftFailures} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -88,6 +98,20 @@ func (m *Metrics) Init(envs ...string) {
 		m.reverts.WithLabelValues(env)
 		m.healthy.WithLabelValues(env)
 		m.lastApplied.WithLabelValues(env)
+		m.driftCorrections.WithLabelValues(env)
+		m.driftFailures.WithLabelValues(env)
+	}
+}
+
+// Drift counts drifted objects of env that were corrected, or not.
+func (m *Metrics) Drift(env string, corrected bool, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	if corrected {
+		m.driftCorrections.WithLabelValues(env).Add(float64(n))
+	} else {
+		m.driftFailures.WithLabelValues(env).Add(float64(n))
 	}
 }
 

@@ -33,6 +33,10 @@ const (
 	// PhaseWaiting: the environment waits for its dependencies before it
 	// applies; Message says for which, as "infra is Verifying 1a2b3c4".
 	PhaseWaiting Phase = "Waiting"
+	// PhaseDrifted: a live object differs from git and ferry could not
+	// correct it; the message names the object and the error. It is no
+	// verdict: the revision's verdict stands.
+	PhaseDrifted Phase = "Drifted"
 )
 
 // Outcome is the verdict on one revision.
@@ -193,9 +197,32 @@ type State struct {
 	Suspended *Suspension `json:"suspended,omitempty"`
 	// Promote is a person's pending request to promote by hand.
 	Promote *PromoteRequest `json:"promote,omitempty"`
+	// Drift holds the latest drift seen on live objects, newest first:
+	// corrected, or not and why.
+	Drift []Drift `json:"drift,omitempty"`
 	// Handled is the last reconcile request (the ConfigMap's
 	// ferry.dev/requested-at annotation) that a reconcile pass finished.
 	Handled string `json:"handled,omitempty"`
+}
+
+// DriftLimit is how many drift records the state keeps.
+const DriftLimit = 20
+
+// Drift is one live object found different from git by a watch or a
+// drift pass: corrected, or the error that kept ferry from it.
+type Drift struct {
+	Object    string    `json:"object"`
+	Corrected bool      `json:"corrected"`
+	Error     string    `json:"error,omitempty"`
+	Time      time.Time `json:"time"`
+}
+
+// RecordDrift puts d at the head of the drift records, keeping DriftLimit.
+func (s *State) RecordDrift(d Drift) {
+	s.Drift = append([]Drift{d}, s.Drift...)
+	if len(s.Drift) > DriftLimit {
+		s.Drift = s.Drift[:DriftLimit]
+	}
 }
 
 // Quarantined returns the quarantine entry of digest, if any.

@@ -72,6 +72,10 @@ func (s *Store) Update(ctx context.Context, env string, mutate func(*State) erro
 		if err != nil {
 			return err
 		}
+		if cm != nil && cm.Data[stateKey] == string(data) {
+			out = st // nothing changed: no write (a converged pass costs reads only)
+			return nil
+		}
 		if cm == nil {
 			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
 				Name: ConfigMapName(env), Namespace: s.namespace,

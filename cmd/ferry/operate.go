@@ -63,7 +63,17 @@ func newHistoryCmd() *cobra.Command {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", state.Short(v.Commit), shortDigest(v.Digest), v.Outcome,
 					v.Finished.Sub(v.Started).Round(time.Millisecond), v.Action, text.OneLine(v.Reason, 120))
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			for _, d := range st.Drift {
+				what := "corrected"
+				if !d.Corrected {
+					what = "not corrected: " + text.OneLine(d.Error, 160)
+				}
+				fmt.Fprintf(out, "drift %s %s %s\n", d.Time.UTC().Format(time.RFC3339), d.Object, what)
+			}
+			return nil
 		})
 }
 

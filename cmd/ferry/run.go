@@ -107,7 +107,10 @@ type link struct {
 // newForge builds the reporter from the configuration's report section.
 func newForge(cfg *config.Config, log *slog.Logger) (*link, error) {
 	f := &link{registry: prometheus.NewRegistry()}
-	f.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	f.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ferry_api_requests_total",
+			Help: "Requests ferry made to API servers (a watch counts once, when it starts)."},
+			func() float64 { return float64(cluster.Requests.Load()) }))
 	var err error
 	if f.metrics, err = server.NewMetrics(f.registry); err != nil {
 		return nil, err

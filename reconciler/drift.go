@@ -1,0 +1,226 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fluxcd/cli-utils/pkg/object"
+	"github.com/fluxcd/pkg/ssa"
+	"k8s.io/client-go/util/workqueue"
+
+	"ferry.dev/ferry/apply"
+	"ferry.dev/ferry/internal/faults"
+	"ferry.dev/ferry/internal/text"
+	"ferry.dev/ferry/state"
+)
+
+// Drift: the watches (apply.Watches) report each change of the
+// environment's live objects. A change ferry did not make is corrected
+// for that object alone, at once, and again with a growing delay while
+// someone keeps changing it. What could not be corrected shows as the
+// phase Drifted, an Event, a metric and a line in `ferry history`; it is
+// never the verdict of a revision.
+
+const (
+	// driftFirst and driftMax bound the delay before correcting an
+	// object, which doubles while corrections of it follow each other.
+	driftFirst = 20 * time.Millisecond
+	driftMax   = time.Minute
+	// driftQuiet resets an object's delay once it stayed put this long.
+	driftQuiet = time.Minute
+	// driftCheckInterval is how often a pass dry-runs every object again
+	// whatever the watches say: the safety net.
+	driftCheckInterval = time.Hour
+)
+
+// drift is one environment's drift correction: its queue, and what the
+// watches tell health.
+type drift struct {
+	queue workqueue.TypedRateLimitingInterface[object.ObjMetadata]
+	// wake tells the health check that something it reads changed.
+	wake chan struct{}
+	mu   sync.Mutex
+	// namespaces are those whose pods the running verification reads.
+	namespaces map[string]bool
+	suspended  bool
+	last       map[object.ObjMetadata]time.Time
+}
+
+func newDrift() *drift {
+	return &drift{
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[object.ObjMetadata](driftFirst, driftMax),
+			workqueue.TypedRateLimitingQueueConfig[object.ObjMetadata]{Name: ""}),
+		wake: make(chan struct{}, 1),
+		last: map[object.ObjMetadata]time.Time{},
+	}
+}
+
+// onChange takes a watch's change: drift of this environment's objects
+// goes to the queue; anything a verification reads wakes it.
+func (r *Reconciler) onChange(c apply.Change) {
+	d := r.drift
+	d.mu.Lock()
+	suspended, readsPods := d.suspended, d.namespaces[c.ID.Namespace]
+	d.mu.Unlock()
+	if c.Owner == r.env.Name && !c.Status && !suspended && !r.applier.Untouched(c) {
+		d.queue.AddRateLimited(c.ID)
+	}
+	if c.Owner == r.env.Name || (c.Owner == "" && readsPods) {
+		select {
+		case d.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// verifying tells onChange which namespaces' pods the verification reads;
+// nil when none runs.
+func (d *drift) verifying(namespaces map[string]bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.namespaces = namespaces
+}
+
+func (d *drift) setSuspended(s bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.suspended = s
+}
+
+// correctDrift corrects the queued objects one at a time until ctx ends.
+func (r *Reconciler) correctDrift(ctx context.Context) {
+	q := r.drift.queue
+	stop := context.AfterFunc(ctx, q.ShutDown)
+	defer stop()
+	for {
+		id, quit := q.Get()
+		if quit {
+			return
+		}
+		r.correct(ctx, id)
+		q.Done(id)
+	}
+}
+
+// correct restores one object to git's version and says what happened.
+func (r *Reconciler) correct(ctx context.Context, id object.ObjMetadata) {
+	d := r.drift
+	if t, ok := d.last[id]; ok && r.now().Sub(t) > driftQuiet {
+		d.queue.Forget(id)
+	}
+	d.last[id] = r.now()
+	cs, err := r.applier.Correct(ctx, []object.ObjMetadata{id})
+	if ctx.Err() != nil {
+		return
+	}
+	subject := subjectOf(id)
+	if err != nil {
+		if faults.Of(err, faults.Verdict) == faults.Transient {
+			r.log.Info("drift: correction will be tried again", "object", subject, "error", err)
+			d.queue.AddRateLimited(id)
+			return
+		}
+		r.driftFailed(ctx, subject, err)
+		d.queue.AddRateLimited(id)
+		return
+	}
+	n := corrected(cs)
+	if n == 0 {
+		d.queue.Forget(id)
+		delete(d.last, id)
+		return
+	}
+	r.notify.metrics.Drift(r.env.Name, true, n)
+	r.log.Info("drift corrected", "object", subject)
+	r.event(ctx, false, "DriftCorrected", "%s was changed by someone else; restored to git's version", subject)
+	if _, err := r.store.Update(ctx, r.env.Name, func(st *state.State) error {
+		st.RecordDrift(state.Drift{Object: subject, Corrected: true, Time: r.now()})
+		if st.Phase == state.PhaseDrifted && strings.HasPrefix(st.Message, subject+":") {
+			restorePhase(st)
+		}
+		return nil
+	}); err != nil {
+		r.log.Error("record corrected drift", "error", err)
+	}
+}
+
+// driftFailed shows drift that could not be corrected.
+func (r *Reconciler) driftFailed(ctx context.Context, subject string, err error) {
+	msg := fmt.Sprintf("%s: %s", subject, text.OneLine(err.Error(), 300))
+	r.notify.metrics.Drift(r.env.Name, false, 1)
+	r.log.Error("drift not corrected", "object", subject, "error", err)
+	r.event(ctx, true, "DriftNotCorrected", "%s differs from git and ferry could not restore it: %v", subject, err)
+	if _, uerr := r.store.Update(ctx, r.env.Name, func(st *state.State) error {
+		if len(st.Drift) == 0 || st.Drift[0].Object != subject || st.Drift[0].Error != msg {
+			st.RecordDrift(state.Drift{Object: subject, Error: msg, Time: r.now()})
+		}
+		// Only a settled environment shows it as its phase: a running
+		// reconcile's phase is not drift's to overwrite.
+		if st.Phase.Final() || st.Phase == state.PhaseDrifted {
+			st.Phase, st.Message = state.PhaseDrifted, msg
+		}
+		return nil
+	}); uerr != nil {
+		r.log.Error("record drift", "error", errors.Join(err, uerr))
+	}
+}
+
+// noteDrift shows what an apply left out as drift (apply.DriftError).
+func (r *Reconciler) noteDrift(ctx context.Context, de *apply.DriftError) {
+	for _, s := range de.Objects {
+		r.driftFailed(ctx, s, de.Err)
+	}
+}
+
+// restorePhase ends a Drifted phase: the phase of the applied revision's
+// verdict returns.
+func restorePhase(st *state.State) {
+	st.Phase, st.Message = state.PhaseHealthy, ""
+	if st.LastApplied == nil {
+		return
+	}
+	if v, ok := st.VerdictFor(st.LastApplied.Commit); ok {
+		st.Phase, st.Message = phaseOf(v.Outcome), v.Reason
+	}
+}
+
+// corrected counts the objects a correction wrote.
+func corrected(cs *ssa.ChangeSet) int {
+	if cs == nil {
+		return 0
+	}
+	return len(slices.DeleteFunc(slices.Clone(cs.Entries), func(e ssa.ChangeSetEntry) bool {
+		return e.Action != ssa.CreatedAction && e.Action != ssa.ConfiguredAction
+	}))
+}
+
+// subjectOf names an object as Kind/namespace/name.
+func subjectOf(id object.ObjMetadata) string {
+	if id.Namespace == "" {
+		return id.GroupKind.Kind + "/" + id.Name
+	}
+	return id.GroupKind.Kind + "/" + id.Namespace + "/" + id.Name
+}
+
+// inventoryNamespaces are the namespaces of set, whose pods a health check
+// reads.
+func inventoryNamespaces(set object.ObjMetadataSet) (map[string]bool, []string) {
+	m := map[string]bool{}
+	var list []string
+	for _, id := range set {
+		if id.Namespace != "" && !m[id.Namespace] {
+			m[id.Namespace] = true
+			list = append(list, id.Namespace)
+		}
+	}
+	return m, list
+}
+
+// watchSync bounds the wait for a new pod watch's first list.
+const watchSync = 5 * time.Second
