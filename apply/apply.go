@@ -224,7 +224,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 	a.setDesired(prepared)
 	defPlan.add(restPlan)
 	if len(defPlan.drift) > 0 {
-		return cs, &DriftError{Objects: defPlan.failed, Err: errors.Join(defPlan.drift...)}
+		return cs, &DriftError{Objects: defPlan.failed, Errs: defPlan.drift}
 	}
 	return cs, nil
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"sync/atomic"
 
 	"github.com/fluxcd/cli-utils/pkg/object"
@@ -205,12 +204,18 @@ func (a *Applier) takeover(ctx context.Context, live *unstructured.Unstructured)
 // version of them did not change and someone else had changed them: drift,
 // which is no verdict on the revision being applied.
 type DriftError struct {
+	// Objects name the objects (Kind/namespace/name); Errs are their
+	// errors, one each.
 	Objects []string
-	Err     error
+	Errs    []error
 }
 
-func (e *DriftError) Error() string { return fmt.Sprintf("drift not corrected: %v", e.Err) }
-func (e *DriftError) Unwrap() error { return e.Err }
+func (e *DriftError) Error() string {
+	return fmt.Sprintf("drift not corrected: %v", errors.Join(e.Errs...))
+}
+
+// Unwrap returns the errors of the objects.
+func (e *DriftError) Unwrap() []error { return e.Errs }
 
 // foreign reports whether o's failure is drift: the last pass that went
 // through applied this same version of o, so what changed is the cluster,
@@ -234,34 +239,26 @@ func (a *Applier) setDesired(objs []*unstructured.Unstructured) {
 	a.desired = m
 }
 
-func (a *Applier) desiredCopy() map[string]*unstructured.Unstructured {
-	a.knownMu.Lock()
-	defer a.knownMu.Unlock()
-	return maps.Clone(a.desired)
-}
 
-// Correct converges the given objects of the last Apply again: the drift a
-// watch saw. Objects no longer in the rendering are left alone.
-func (a *Applier) Correct(ctx context.Context, ids []object.ObjMetadata) (*ssa.ChangeSet, error) {
+// Correct converges one object of the last Apply again: drift a watch
+// saw. An object no longer in the rendering is left alone. Any failure is
+// drift, since git's version of the object is the one applied before.
+func (a *Applier) Correct(ctx context.Context, id object.ObjMetadata) (*ssa.ChangeSet, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	desired := a.desiredCopy()
-	var objs []*unstructured.Unstructured
-	for _, id := range ids {
-		if o, ok := desired[id.String()]; ok {
-			a.forget(o)
-			objs = append(objs, o)
-		}
-	}
 	cs := ssa.NewChangeSet()
-	if len(objs) == 0 {
+	a.knownMu.Lock()
+	o, ok := a.desired[id.String()]
+	a.knownMu.Unlock()
+	if !ok {
 		return cs, nil
 	}
-	p := a.diffAll(ctx, objs)
+	a.forget(o)
+	p := a.diffAll(ctx, []*unstructured.Unstructured{o})
 	err := a.writeAll(ctx, p)
 	cs.Append(p.entries)
 	if err = errors.Join(append(append(p.errs, p.drift...), err)...); err != nil {
-		return cs, &DriftError{Objects: p.failed, Err: err}
+		return cs, &DriftError{Objects: []string{ssautils.FmtUnstructured(o)}, Errs: []error{err}}
 	}
 	return cs, nil
 }

@@ -56,6 +56,8 @@ const (
 	DefaultInterval = time.Minute
 	// DefaultHealthTimeout bounds the wait for a commit to become healthy.
 	DefaultHealthTimeout = 5 * time.Minute
+	// DefaultDriftCheckInterval is how often every object is dry-run again.
+	DefaultDriftCheckInterval = time.Hour
 	// DefaultHealthInterval is how often health is polled while verifying.
 	DefaultHealthInterval = 2 * time.Second
 	// DefaultMaxPruneFraction is the largest share of an environment's
@@ -136,6 +138,11 @@ type Environment struct {
 	// at their branch tip before this one applies, such as infra holding
 	// the CRDs an app uses.
 	DependsOn []string `yaml:"dependsOn"`
+	// DriftCheckInterval is how often a pass dry-runs every object of the
+	// environment whatever the watches say, as a safety net; default
+	// [DefaultDriftCheckInterval]. Between such passes only objects that a
+	// watch saw someone else change are asked about.
+	DriftCheckInterval time.Duration `yaml:"driftCheckInterval"`
 }
 
 // PruneEnabled reports whether objects that left the rendering are deleted;
@@ -330,6 +337,7 @@ func (c *Config) setDefaults() {
 
 func (e *Environment) setDefaults() {
 	e.Source.Interval = DefaultInterval
+	e.DriftCheckInterval = DefaultDriftCheckInterval
 	e.Health.Timeout = DefaultHealthTimeout
 	e.Health.Interval = DefaultHealthInterval
 	e.OnFailure = OnFailureHold

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -95,6 +96,9 @@ func (e *Environment) validate(at string, p *problems) {
 		p.dns1123Label(at+".name", e.Name)
 	}
 	e.Source.validate(at+".source", p)
+	if e.DriftCheckInterval < time.Minute {
+		p.add(at+".driftCheckInterval", "must be at least 1m, such as %s: the watches correct drift in between", DefaultDriftCheckInterval)
+	}
 	// The namespace defaults to the name, whose problems are reported above.
 	switch {
 	case e.Namespace != "" && e.Namespace != e.Name:

@@ -210,6 +210,11 @@ spec:
 	if got := counterValue(t, reg, "ferry_drift_corrections_total", e.name); got < 3 {
 		t.Fatalf("ferry_drift_corrections_total = %v, want at least the 3 corrections above", got)
 	}
+	out, code := ferryCLI(t, buildFerry(t), writeConfig(t, cfg), "history", e.name)
+	if code != 0 || !strings.Contains(out, "Drifted") || !strings.Contains(out, "drift ") ||
+		!strings.Contains(out, subject+" not corrected: ") || !strings.Contains(out, subject+" corrected") {
+		t.Fatalf("ferry history (exit %d) does not show the drift:\n%s", code, out)
+	}
 
 	// A commit that does not touch the ConfigMap: its verdict is its own.
 	next := e.push(t, map[string]string{"envs/staging/kustomization.yaml": strings.Replace(files["envs/staging/kustomization.yaml"], "newTag: v1", "newTag: v2", 1)}, nil, "web v2")

@@ -33,9 +33,6 @@ const (
 	driftMax   = time.Minute
 	// driftQuiet resets an object's delay once it stayed put this long.
 	driftQuiet = time.Minute
-	// driftCheckInterval is how often a pass dry-runs every object again
-	// whatever the watches say: the safety net.
-	driftCheckInterval = time.Hour
 )
 
 // drift is one environment's drift correction: its queue, and what the
@@ -48,7 +45,10 @@ type drift struct {
 	// namespaces are those whose pods the running verification reads.
 	namespaces map[string]bool
 	suspended  bool
-	last       map[object.ObjMetadata]time.Time
+	// last is when each object was last corrected, and failed the error
+	// each last failed with (the worker's own).
+	last   map[object.ObjMetadata]time.Time
+	failed map[object.ObjMetadata]string
 }
 
 func newDrift() *drift {
@@ -56,8 +56,9 @@ func newDrift() *drift {
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[object.ObjMetadata](driftFirst, driftMax),
 			workqueue.TypedRateLimitingQueueConfig[object.ObjMetadata]{Name: ""}),
-		wake: make(chan struct{}, 1),
-		last: map[object.ObjMetadata]time.Time{},
+		wake:   make(chan struct{}, 1),
+		last:   map[object.ObjMetadata]time.Time{},
+		failed: map[object.ObjMetadata]string{},
 	}
 }
 
@@ -115,21 +116,31 @@ func (r *Reconciler) correct(ctx context.Context, id object.ObjMetadata) {
 		d.queue.Forget(id)
 	}
 	d.last[id] = r.now()
-	cs, err := r.applier.Correct(ctx, []object.ObjMetadata{id})
+	cs, err := r.applier.Correct(ctx, id)
 	if ctx.Err() != nil {
 		return
 	}
 	subject := subjectOf(id)
 	if err != nil {
+		if de := (*apply.DriftError)(nil); errors.As(err, &de) {
+			err = errors.Join(de.Errs...)
+		}
 		if faults.Of(err, faults.Verdict) == faults.Transient {
 			r.log.Info("drift: correction will be tried again", "object", subject, "error", err)
 			d.queue.AddRateLimited(id)
 			return
 		}
-		r.driftFailed(ctx, subject, err)
+		r.notify.metrics.Drift(r.env.Name, false, 1)
+		if msg := err.Error(); d.failed[id] != msg {
+			// Said once per distinct error; the tries that follow, with a
+			// growing delay, count in the metric only.
+			d.failed[id] = msg
+			r.driftFailed(ctx, subject, err)
+		}
 		d.queue.AddRateLimited(id)
 		return
 	}
+	delete(d.failed, id)
 	n := corrected(cs)
 	if n == 0 {
 		d.queue.Forget(id)
@@ -152,8 +163,7 @@ func (r *Reconciler) correct(ctx context.Context, id object.ObjMetadata) {
 
 // driftFailed shows drift that could not be corrected.
 func (r *Reconciler) driftFailed(ctx context.Context, subject string, err error) {
-	msg := fmt.Sprintf("%s: %s", subject, text.OneLine(err.Error(), 300))
-	r.notify.metrics.Drift(r.env.Name, false, 1)
+	msg := fmt.Sprintf("%s: %s", subject, text.OneLine(strings.TrimPrefix(err.Error(), subject+" "), 600))
 	r.log.Error("drift not corrected", "object", subject, "error", err)
 	r.event(ctx, true, "DriftNotCorrected", "%s differs from git and ferry could not restore it: %v", subject, err)
 	if _, uerr := r.store.Update(ctx, r.env.Name, func(st *state.State) error {
@@ -173,8 +183,9 @@ func (r *Reconciler) driftFailed(ctx context.Context, subject string, err error)
 
 // noteDrift shows what an apply left out as drift (apply.DriftError).
 func (r *Reconciler) noteDrift(ctx context.Context, de *apply.DriftError) {
-	for _, s := range de.Objects {
-		r.driftFailed(ctx, s, de.Err)
+	r.notify.metrics.Drift(r.env.Name, false, len(de.Objects))
+	for i, s := range de.Objects {
+		r.driftFailed(ctx, s, de.Errs[i])
 	}
 }
 

@@ -54,6 +54,8 @@ type Environment struct {
 	Namespaced scope.NamespacedFunc
 	// Limits bound each rendering.
 	Limits render.Limits
+	// DriftCheckInterval is how often a pass dry-runs every object.
+	DriftCheckInterval time.Duration
 }
 
 // Promotion says where healthy revisions go.
@@ -189,7 +191,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			if current != nil && r.stalls.holds(current.Commit.Hash.String(), r.now()) {
 				continue
 			}
-			if r.now().Sub(r.fullCheck) >= driftCheckInterval {
+			if r.now().Sub(r.fullCheck) >= r.env.DriftCheckInterval {
 				// The safety net: this pass asks about every object.
 				r.applier.Forget()
 				r.fullCheck = r.now()

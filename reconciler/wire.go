@@ -228,7 +228,8 @@ func (w *wiring) reconciler(ctx context.Context, name string, renderer *render.R
 	wopts.Interval = env.Source.Interval
 	r := New(Environment{Name: env.Name, Path: env.Source.Path, Interval: env.Source.Interval, Prune: env.PruneEnabled(), Health: hopts,
 		Repo: repo, Branch: env.Source.Branch, OnFailure: env.OnFailure, MaxPruneFraction: env.MaxPruneFraction,
-		AllowDestructive: env.AllowDestructive, Scope: wd.scope(), Namespaced: wd.namespaced(), Limits: wd.limits()},
+		AllowDestructive: env.AllowDestructive, Scope: wd.scope(), Namespaced: wd.namespaced(), Limits: wd.limits(),
+		DriftCheckInterval: env.DriftCheckInterval},
 		source.NewWatcher(repo, env.Source.Branch, wopts), renderer, wd.applier(), health.NewChecker(wd.actor), wd.store, w.opts.Log)
 	watches, err := w.watchesOf(wd)
 	if err != nil {
