@@ -253,6 +253,11 @@ func (a *Applier) Correct(ctx context.Context, id object.ObjMetadata) (*ssa.Chan
 	if !ok {
 		return cs, nil
 	}
+	if e, ok := a.converged(o); ok {
+		// The change was ferry's own write, seen before it was remembered.
+		cs.Add(e)
+		return cs, nil
+	}
 	a.forget(o)
 	p := a.diffAll(ctx, []*unstructured.Unstructured{o})
 	err := a.writeAll(ctx, p)
