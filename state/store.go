@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +21,48 @@ import (
 type Store struct {
 	client    client.Client
 	namespace string
+
+	mu sync.Mutex
+	// last is the copy of each environment's ConfigMap this store last
+	// read or wrote; latest, when set, is the resourceVersion a watch last
+	// saw of it (Follow).
+	last   map[string]*corev1.ConfigMap
+	latest func(env string) (resourceVersion string, ok bool)
+}
+
+// Follow lets the store answer from the copy it last read or wrote while
+// latest, the resourceVersion a watch of the state ConfigMaps last saw,
+// is that copy's: a pass that changes nothing then reads no state from the
+// API server. A write from a stale copy fails on its resourceVersion and
+// is retried on a fresh one, as without Follow.
+func (s *Store) Follow(latest func(env string) (resourceVersion string, ok bool)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latest = latest
+}
+
+// cached returns a copy of env's ConfigMap as last read or written, if
+// the watch shows that nobody changed it since.
+func (s *Store) cached(env string) *corev1.ConfigMap {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cm, ok := s.last[env]
+	if !ok || s.latest == nil {
+		return nil
+	}
+	if rv, ok := s.latest(env); !ok || rv != cm.ResourceVersion {
+		return nil
+	}
+	return cm.DeepCopy()
+}
+
+func (s *Store) keep(env string, cm *corev1.ConfigMap) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.last == nil {
+		s.last = map[string]*corev1.ConfigMap{}
+	}
+	s.last[env] = cm.DeepCopy()
 }
 
 const stateKey = "state.json"
@@ -34,18 +77,27 @@ func ConfigMapName(env string) string { return "ferry-state-" + env }
 
 // Load returns env's state; an environment never reconciled has an empty state.
 func (s *Store) Load(ctx context.Context, env string) (*State, error) {
-	st, _, err := s.get(ctx, env)
+	st, _, err := s.get(ctx, env, false)
 	return st, err
 }
 
-func (s *Store) get(ctx context.Context, env string) (*State, *corev1.ConfigMap, error) {
-	cm := &corev1.ConfigMap{}
-	err := s.client.Get(ctx, client.ObjectKey{Namespace: s.namespace, Name: ConfigMapName(env)}, cm)
-	if apierrors.IsNotFound(err) {
-		return &State{}, nil, nil
+// get reads env's state: from the copy the store holds, unless fresh or
+// the copy is out of date, else from the API server.
+func (s *Store) get(ctx context.Context, env string, fresh bool) (*State, *corev1.ConfigMap, error) {
+	cm := (*corev1.ConfigMap)(nil)
+	if !fresh {
+		cm = s.cached(env)
 	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("state of %s: read ConfigMap %s/%s: %w", env, s.namespace, ConfigMapName(env), err)
+	if cm == nil {
+		cm = &corev1.ConfigMap{}
+		err := s.client.Get(ctx, client.ObjectKey{Namespace: s.namespace, Name: ConfigMapName(env)}, cm)
+		if apierrors.IsNotFound(err) {
+			return &State{}, nil, nil
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("state of %s: read ConfigMap %s/%s: %w", env, s.namespace, ConfigMapName(env), err)
+		}
+		s.keep(env, cm)
 	}
 	st := &State{}
 	if data := cm.Data[stateKey]; data != "" {
@@ -60,8 +112,10 @@ func (s *Store) get(ctx context.Context, env string) (*State, *corev1.ConfigMap,
 // on conflicts with a fresh copy. It returns the state as written.
 func (s *Store) Update(ctx context.Context, env string, mutate func(*State) error) (*State, error) {
 	var out *State
+	attempt := 0
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		st, cm, err := s.get(ctx, env)
+		attempt++
+		st, cm, err := s.get(ctx, env, attempt > 1)
 		if err != nil {
 			return err
 		}
@@ -93,6 +147,7 @@ func (s *Store) Update(ctx context.Context, env string, mutate func(*State) erro
 		if err != nil {
 			return err
 		}
+		s.keep(env, cm)
 		out = st
 		return nil
 	})
@@ -165,7 +220,7 @@ func (s *Store) Request(ctx context.Context, env string, now time.Time) (string,
 // Requested returns the RequestedAt annotation of env's state ConfigMap,
 // empty if none.
 func (s *Store) Requested(ctx context.Context, env string) (string, error) {
-	_, cm, err := s.get(ctx, env)
+	_, cm, err := s.get(ctx, env, false)
 	if err != nil || cm == nil {
 		return "", err
 	}
