@@ -2,23 +2,29 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"ferry.dev/ferry/lease"
 )
 
 // replica is one `ferry run` process of TestReplicas.
@@ -324,4 +330,102 @@ func TestReplicas(t *testing.T) {
 		t.Fatalf("webhook triggered %v", got)
 	}
 	requireHealthy(t, rs.waitVerdict(t, "e2", final, 30*time.Second))
+}
+
+// TestLeaseLost: a replica that loses one environment's Lease (here another
+// holder takes it over, as after a long cut from the API server) stops that
+// environment's work alone, keeps the others, and competes for the lost
+// one again: once the other holder stops renewing, it runs it again.
+func TestLeaseLost(t *testing.T) {
+	ns := newNamespace(t)
+	opts := lease.DefaultOptions()
+	opts.Namespace, opts.Identity = ns, "ferry-a"
+	opts.LeaseDuration, opts.RenewDeadline, opts.RetryPeriod = 3*time.Second, 2*time.Second, 250*time.Millisecond
+	opts.Log = slog.New(slog.NewTextHandler(&testWriter{t: t}, nil))
+	pool := lease.New(cluster.Client, []string{"a", "b"}, opts)
+	var mu sync.Mutex
+	running := map[string]bool{}
+	starts := map[string]int{}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- pool.Run(ctx, func(ctx context.Context, name string) {
+			mu.Lock()
+			running[name] = true
+			starts[name]++
+			mu.Unlock()
+			<-ctx.Done()
+			mu.Lock()
+			running[name] = false
+			mu.Unlock()
+		})
+	}()
+	// seen checks cond on the work's state and says what it was.
+	seen := func(cond func(running map[string]bool, starts map[string]int) bool) (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return cond(running, starts), fmt.Sprintf("running %v, starts %v", running, starts)
+	}
+	eventually(t, 20*time.Second, func() (bool, string) {
+		return seen(func(running map[string]bool, _ map[string]int) bool { return running["a"] && running["b"] })
+	})
+
+	// Another holder takes ferry-env-a and renews it.
+	leases := cluster.Client.CoordinationV1().Leases(ns)
+	steal := func() {
+		l, err := leases.Get(t.Context(), "ferry-env-a", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := metav1.NewMicroTime(time.Now())
+		thief := "thief"
+		l.Spec.HolderIdentity, l.Spec.RenewTime, l.Spec.AcquireTime = &thief, &now, &now
+		if _, err := leases.Update(t.Context(), l, metav1.UpdateOptions{}); err != nil && !apierrors.IsConflict(err) {
+			t.Fatal(err)
+		}
+	}
+	stolen := time.Now()
+	stealing, stopStealing := context.WithCancel(t.Context())
+	go func() {
+		for stealing.Err() == nil {
+			steal()
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	eventually(t, 10*time.Second, func() (bool, string) {
+		return seen(func(running map[string]bool, _ map[string]int) bool { return !running["a"] })
+	})
+	t.Logf("the work of a stopped %s after its lease was taken", time.Since(stolen).Round(10*time.Millisecond))
+	consistently(t, 3*time.Second, func() (bool, string) {
+		return seen(func(running map[string]bool, _ map[string]int) bool { return running["b"] && !running["a"] })
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("the pool returned (%v) when one lease was lost", err)
+	default:
+	}
+
+	// The thief stops renewing: a runs here again once its lease expires.
+	stopStealing()
+	eventually(t, 15*time.Second, func() (bool, string) {
+		return seen(func(running map[string]bool, starts map[string]int) bool {
+			return running["a"] && starts["a"] == 2 && starts["b"] == 1
+		})
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"ferry-env-a", "ferry-env-b"} {
+		l, err := leases.Get(t.Context(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := l.Spec.HolderIdentity; h != nil && *h != "" {
+			t.Errorf("%s still held by %s after the pool stopped", name, *h)
+		}
+	}
+	if _, err := leases.Get(t.Context(), "ferry-replica-ferry-a", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the presence lease outlives the pool: %v", err)
+	}
 }
