@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
@@ -13,8 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -436,152 +433,6 @@ func bootBuild(t *testing.T, verb, pkg string) string {
 		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return bin
-}
-
-// leaderEvents follows competitors' output ("lead <id>", "stop <id>") and
-// checks that at most one of them runs at any time.
-type leaderEvents struct {
-	t      *testing.T
-	mu     sync.Mutex
-	active map[string]bool
-	events chan string
-}
-
-// startCompetitor starts one ferry process competing for the Lease in ns.
-func (le *leaderEvents) startCompetitor(bin, ns, id string) *exec.Cmd {
-	t := le.t
-	cmd := exec.Command(bin, "-test.run=^TestLeaderProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "FERRY_LEADER_TEST_KUBECONFIG="+cluster.Kubeconfig,
-		"FERRY_LEADER_TEST_NAMESPACE="+ns, "FERRY_LEADER_TEST_IDENTITY="+id)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			le.record(s.Text())
-		}
-		// A killed process says nothing more; it runs no longer.
-		le.mu.Lock()
-		delete(le.active, id)
-		le.mu.Unlock()
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("competitor %s stderr:\n%s", id, stderr.String())
-		}
-	})
-	return cmd
-}
-
-func (le *leaderEvents) record(line string) {
-	verb, id, ok := strings.Cut(line, " ")
-	if !ok || (verb != "lead" && verb != "stop" && verb != "exit") {
-		return
-	}
-	le.mu.Lock()
-	switch verb {
-	case "lead":
-		for other := range le.active {
-			le.t.Errorf("%s leads while %s still runs", id, other)
-		}
-		le.active[id] = true
-	case "stop":
-		delete(le.active, id)
-	}
-	le.mu.Unlock()
-	le.events <- line
-}
-
-// expect waits for the event line, failing on any other lead.
-func (le *leaderEvents) expect(want string, within time.Duration) time.Duration {
-	le.t.Helper()
-	start := time.Now()
-	deadline := time.After(within)
-	for {
-		select {
-		case got := <-le.events:
-			if got == want {
-				return time.Since(start)
-			}
-			if strings.HasPrefix(got, "lead ") {
-				le.t.Fatalf("got %q while waiting for %q", got, want)
-			}
-		case <-deadline:
-			le.t.Fatalf("no %q within %s", want, within)
-		}
-	}
-}
-
-// TestLeader runs two ferry processes (this repository's cmd/ferry test
-// binary, whose TestLeaderProcess calls runLeader) against one cluster:
-// only one runs at a time; a cancelled leader hands over at once, and a
-// killed one within the lease duration.
-func TestLeader(t *testing.T) {
-	ns := newNamespace(t)
-	bin := bootBuild(t, "test", "../cmd/ferry")
-	le := &leaderEvents{t: t, active: map[string]bool{}, events: make(chan string, 16)}
-	procs := map[string]*exec.Cmd{
-		"a": le.startCompetitor(bin, ns, "a"),
-		"b": le.startCompetitor(bin, ns, "b"),
-	}
-	var first string
-	select {
-	case line := <-le.events:
-		first = strings.TrimPrefix(line, "lead ")
-	case <-time.After(30 * time.Second):
-		t.Fatal("nobody leads after 30s")
-	}
-	second := map[string]string{"a": "b", "b": "a"}[first]
-	// The standby stays standby while the leader renews.
-	select {
-	case line := <-le.events:
-		t.Fatalf("while %s leads: %q", first, line)
-	case <-time.After(6 * time.Second):
-	}
-	lease, err := cluster.Client.CoordinationV1().Leases(ns).Get(t.Context(), "ferry-leader", metav1.GetOptions{})
-	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != first {
-		t.Fatalf("lease ferry-leader: %v, %+v; want held by %s", err, lease, first)
-	}
-
-	// Cancel: the leader stops its work, releases, and the standby takes
-	// over without waiting for the lease to expire.
-	if err := procs[first].Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	le.expect("stop "+first, 10*time.Second)
-	le.expect("exit "+first+" <nil>", 10*time.Second)
-	if took := le.expect("lead "+second, 10*time.Second); took > 5*time.Second {
-		t.Errorf("the standby took over %s after the release, want about one retry period", took)
-	}
-
-	// Kill: no release; the new standby takes over once the lease expires.
-	procs[first] = le.startCompetitor(bin, ns, first)
-	// why a sleep: a standby prints nothing when it joins, so there is no
-	// event to wait for; 3s lets it start and try the Lease before the
-	// leader is killed.
-	time.Sleep(3 * time.Second)
-	if err := procs[second].Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	killed := time.Now()
-	le.expect("lead "+first, 30*time.Second)
-	// The lease expires 15s after the leader's last renewal (at most 2s
-	// before the kill); the standby tries every retry period (2s) plus
-	// client-go's jitter (up to 1.2 periods), so it leads at most 15s + 4.4s
-	// after the kill, plus scheduling slack.
-	if took := time.Since(killed); took > 15*time.Second+4400*time.Millisecond+2*time.Second {
-		t.Errorf("takeover after a kill took %s, want within the lease duration (15s) and one jittered retry", took)
-	}
-	t.Logf("takeover after a kill: %s", time.Since(killed).Round(100*time.Millisecond))
 }
 
 // checkNoWildcard reads every ClusterRole and Role of ferry's install from

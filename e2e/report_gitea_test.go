@@ -260,7 +260,7 @@ func (s *hookSource) Environments() []string { return []string{"staging"} }
 func (s *hookSource) Environment(context.Context, string) (*state.Environment, error) {
 	return &state.Environment{Name: "staging"}, nil
 }
-func (s *hookSource) Trigger(string) bool {
+func (s *hookSource) Trigger(context.Context, string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.triggered = append(s.triggered, time.Now())

@@ -1,5 +1,5 @@
 // Package manifests holds ferry's install manifests: its namespace,
-// ServiceAccount and RBAC, a Deployment of two replicas that elect a leader,
+// ServiceAccount and RBAC, a Deployment of two replicas that share the environments,
 // a Service, and the ConfigMap holding ferry.yaml. They are embedded and laid
 // out as a kustomization directory ([Files]), the directory `ferry
 // bootstrap` commits into the repository so that ferry manages its own
@@ -37,7 +37,8 @@ const (
 	DefaultNamespace = "ferry-system"
 	// DefaultImage is the image `make image` builds.
 	DefaultImage = "ferry:latest"
-	// DefaultReplicas is the Deployment's size: a leader and a standby.
+	// DefaultReplicas is the Deployment's size: two replicas share the
+	// environments, one Lease each.
 	DefaultReplicas = 2
 	// Name names the Deployment, ServiceAccount, Service, Role and
 	// RoleBinding in ferry's namespace.

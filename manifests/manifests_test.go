@@ -239,7 +239,8 @@ func TestRBACHasNoWildcardRule(t *testing.T) {
 		verbs           []string
 	}{
 		{"", "configmaps", []string{"get", "create", "update"}},
-		{"coordination.k8s.io", "leases", []string{"get", "create", "update"}},
+		{"coordination.k8s.io", "leases", []string{"get", "list", "create", "update", "delete"}},
+		{"", "configmaps", []string{"list", "watch"}},
 		{"", "events", []string{"create", "patch"}},
 	} {
 		if !grants(want.group, want.resource, want.verbs...) {

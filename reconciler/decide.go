@@ -369,7 +369,7 @@ func (r *Reconciler) promote(ctx context.Context, rn *run, t *Reconciler) (state
 			continue // the target moved: fetch and decide again
 		}
 		if err == nil {
-			t.watcher.Trigger()
+			r.wakeOther(ctx, t, true)
 		}
 		return action, err
 	}

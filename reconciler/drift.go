@@ -38,10 +38,13 @@ const (
 // drift is one environment's drift correction: its queue, and what the
 // watches tell health.
 type drift struct {
-	queue workqueue.TypedRateLimitingInterface[object.ObjMetadata]
 	// wake tells the health check that something it reads changed.
 	wake chan struct{}
 	mu   sync.Mutex
+	// queue holds the objects to correct while the environment's loop
+	// runs in this process; nil while it does not (its Lease is held
+	// elsewhere).
+	queue workqueue.TypedRateLimitingInterface[object.ObjMetadata]
 	// namespaces are those whose pods the running verification reads.
 	namespaces map[string]bool
 	suspended  bool
@@ -67,10 +70,10 @@ func newDrift() *drift {
 func (r *Reconciler) onChange(c apply.Change) {
 	d := r.drift
 	d.mu.Lock()
-	suspended, readsPods := d.suspended, d.namespaces[c.ID.Namespace]
+	q, suspended, readsPods := d.queue, d.suspended, d.namespaces[c.ID.Namespace]
 	d.mu.Unlock()
-	if c.Owner == r.env.Name && !c.Status && !suspended && !r.applier.Untouched(c) {
-		d.queue.AddRateLimited(c.ID)
+	if q != nil && c.Owner == r.env.Name && !c.Status && !suspended && !r.applier.Untouched(c) {
+		q.AddRateLimited(c.ID)
 	}
 	if c.Owner == r.env.Name || (c.Owner == "" && readsPods) {
 		select {
@@ -94,26 +97,40 @@ func (d *drift) setSuspended(s bool) {
 	d.suspended = s
 }
 
-// correctDrift corrects the queued objects one at a time until ctx ends.
+// correctDrift corrects the queued objects one at a time until ctx ends,
+// with a queue of its own: a loop that stops (its Lease went elsewhere)
+// and runs again starts afresh.
 func (r *Reconciler) correctDrift(ctx context.Context) {
-	q := r.drift.queue
-	stop := context.AfterFunc(ctx, q.ShutDown)
+	q := workqueue.NewTypedRateLimitingQueue(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[object.ObjMetadata](driftFirst, driftMax))
+	d := r.drift
+	d.mu.Lock()
+	d.queue = q
+	d.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() {
+		d.mu.Lock()
+		if d.queue == q {
+			d.queue = nil
+		}
+		d.mu.Unlock()
+		q.ShutDown()
+	})
 	defer stop()
 	for {
 		id, quit := q.Get()
 		if quit {
 			return
 		}
-		r.correct(ctx, id)
+		r.correct(ctx, q, id)
 		q.Done(id)
 	}
 }
 
 // correct restores one object to git's version and says what happened.
-func (r *Reconciler) correct(ctx context.Context, id object.ObjMetadata) {
+func (r *Reconciler) correct(ctx context.Context, q workqueue.TypedRateLimitingInterface[object.ObjMetadata], id object.ObjMetadata) {
 	d := r.drift
 	if t, ok := d.last[id]; ok && r.now().Sub(t) > driftQuiet {
-		d.queue.Forget(id)
+		q.Forget(id)
 	}
 	d.last[id] = r.now()
 	cs, err := r.applier.Correct(ctx, id)
@@ -127,7 +144,7 @@ func (r *Reconciler) correct(ctx context.Context, id object.ObjMetadata) {
 		}
 		if faults.Of(err, faults.Verdict) == faults.Transient {
 			r.log.Info("drift: correction will be tried again", "object", subject, "error", err)
-			d.queue.AddRateLimited(id)
+			q.AddRateLimited(id)
 			return
 		}
 		r.notify.metrics.Drift(r.env.Name, false, 1)
@@ -137,13 +154,13 @@ func (r *Reconciler) correct(ctx context.Context, id object.ObjMetadata) {
 			d.failed[id] = msg
 			r.driftFailed(ctx, subject, err)
 		}
-		d.queue.AddRateLimited(id)
+		q.AddRateLimited(id)
 		return
 	}
 	delete(d.failed, id)
 	n := corrected(cs)
 	if n == 0 {
-		d.queue.Forget(id)
+		q.Forget(id)
 		delete(d.last, id)
 		return
 	}

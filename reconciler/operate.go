@@ -129,7 +129,7 @@ func RequestReconcile(ctx context.Context, cfg *config.Config, name string, opts
 
 // Suspend stops env: until Resume, it applies, prunes, reverts and
 // promotes nothing. The suspension is kept in the state, so it survives
-// restarts and leader changes.
+// restarts and takeovers by another replica.
 func Suspend(ctx context.Context, cfg *config.Config, name, reason, by string, opts Options) (string, error) {
 	return changeAndRequest(ctx, cfg, name, opts, func(st *state.State) error {
 		st.Suspended = &state.Suspension{Reason: reason, By: by, Time: time.Now().UTC()}

@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/fluxcd/pkg/ssa"
 
@@ -27,18 +28,34 @@ const skippedFork = "from a fork, not rendered; a user with write access may com
 // the plan of pull request number at head: status ferry/plan/<env> on the
 // head commit and one comment on the pull request, updated in place on
 // later pushes. The plans run in the background, in the plan queue; a head
-// already planned is not planned again.
+// already planned is not planned again. Only the replica running an
+// environment plans for it: another one asks that replica, through a
+// reconcile request, to poll the environment's pull requests now.
 func (m *Manager) PlanPullRequest(ctx context.Context, repo forge.Repo, number int, head, base string) {
 	for _, name := range m.Watches(repo, base) {
 		r := m.envs[name]
-		key := name + "@" + head
-		if r.notify.reporter == nil || !m.plans.first(key) {
+		if r.notify.reporter == nil {
 			continue
 		}
-		if !m.plans.submit(ctx, func(ctx context.Context) { m.planOne(ctx, r, repo, number, head, key) }) {
-			m.plans.forget(key) // the queue is full: the next poll finds it again
-			r.log.Warn("plan queue full; pull request planned later", "number", number)
+		le, local := m.isLocal(name)
+		if !local {
+			m.wake(ctx, name, true)
+			continue
 		}
+		m.planIn(le.ctx, r, repo, number, head)
+	}
+}
+
+// planIn queues the plan of pull request number at head for r, unless it
+// was planned already; ctx is r's run.
+func (m *Manager) planIn(ctx context.Context, r *Reconciler, repo forge.Repo, number int, head string) {
+	key := r.env.Name + "@" + head
+	if !m.plans.first(key) {
+		return
+	}
+	if !m.plans.submit(ctx, func(ctx context.Context) { m.planOne(ctx, r, repo, number, head, key) }) {
+		m.plans.forget(key) // the queue is full: the next poll finds it again
+		r.log.Warn("plan queue full; pull request planned later", "number", number)
 	}
 }
 
@@ -151,21 +168,25 @@ func (r *Reconciler) plan(ctx context.Context, ref, head string) forge.Plan {
 	return p
 }
 
-// pollPullRequests plans the open pull requests into the environment's
-// branch that no webhook announced.
-func (m *Manager) pollPullRequests(ctx context.Context, prs pullRequestLister) {
-	for _, e := range m.cfg.Environments {
-		r := m.envs[e.Name]
-		if !r.notify.hasRepo {
-			continue
-		}
-		open, err := prs.OpenPullRequests(ctx, r.notify.repo, e.Source.Branch)
+// pollPullRequests plans the open pull requests into r's branch that no
+// webhook announced, every planEvery and whenever now receives, until ctx
+// (r's run) is done.
+func (m *Manager) pollPullRequests(ctx context.Context, r *Reconciler, now <-chan struct{}) {
+	tick := time.NewTicker(m.planEvery)
+	defer tick.Stop()
+	for {
+		open, err := m.pulls.OpenPullRequests(ctx, r.notify.repo, r.env.Branch)
 		if err != nil {
 			r.log.Debug("list pull requests", "error", err)
-			continue
 		}
 		for _, pr := range open {
-			m.PlanPullRequest(ctx, r.notify.repo, pr.Number, pr.Head, e.Source.Branch)
+			m.planIn(ctx, r, r.notify.repo, pr.Number, pr.Head)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-now:
 		}
 	}
 }

@@ -96,8 +96,11 @@ type Reconciler struct {
 	// required environment or a dependency decided, or a window opened.
 	poke chan struct{}
 	// requests carries reconcile requests (RequestedAt values) seen on
-	// the state ConfigMap.
+	// the state ConfigMap (requests.go).
 	requests chan string
+	// wakePeer wakes another environment (Manager.wake), in this process
+	// or on the replica holding it; nil wakes peers directly.
+	wakePeer func(ctx context.Context, env string, poll bool)
 	// wake is when a promotion window opens for a waiting hop; zero for
 	// none.
 	wake time.Time
@@ -130,7 +133,7 @@ func (r *Reconciler) Poke() {
 
 // pokePeers wakes the environments that may wait on this one: those
 // depending on it, and the sources of those requiring it.
-func (r *Reconciler) pokePeers() {
+func (r *Reconciler) pokePeers(ctx context.Context) {
 	if r.graph == nil {
 		return
 	}
@@ -140,7 +143,7 @@ func (r *Reconciler) pokePeers() {
 	}
 	for _, n := range names {
 		if p, ok := r.peers[n]; ok {
-			p.Poke()
+			r.wakeOther(ctx, p, false)
 		}
 	}
 }
@@ -166,8 +169,8 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	go func() { watchErr <- r.watcher.Run(ctx) }()
 	tick := time.NewTicker(r.env.Interval)
 	defer tick.Stop()
-	go r.watchRequests(ctx)
-	go r.correctDrift(ctx)
+	driftDone := make(chan struct{})
+	go func() { defer close(driftDone); r.correctDrift(ctx) }()
 	r.fullCheck = r.now()
 	var current *source.Revision
 	for {
@@ -183,6 +186,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			<-watchErr
+			<-driftDone
 			return nil
 		case next = <-r.watcher.Revisions():
 			r.stalls.clear()
@@ -228,38 +232,6 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			}); err != nil {
 				r.log.Error("record the handled request", "error", err)
 			}
-		}
-	}
-}
-
-// requestPoll is how often the state ConfigMap is read for requests from
-// commands (reconcile, suspend, resume, promote).
-const requestPoll = 2 * time.Second
-
-// watchRequests reads the RequestedAt annotation of the state ConfigMap
-// and hands each new value to the loop.
-func (r *Reconciler) watchRequests(ctx context.Context) {
-	seen := ""
-	if st, err := r.store.Load(ctx, r.env.Name); err == nil {
-		seen = st.Handled
-	}
-	tick := time.NewTicker(requestPoll)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		at, err := r.store.Requested(ctx, r.env.Name)
-		if err != nil || at == "" || at == seen {
-			continue
-		}
-		seen = at
-		select {
-		case r.requests <- at:
-		case <-ctx.Done():
-			return
 		}
 	}
 }
@@ -679,7 +651,7 @@ func (r *Reconciler) decide(ctx context.Context, run *run, v *health.Verdict) er
 	}
 	run.log.Info("verdict", "outcome", outcome, "reason", v.Reason, "duration", r.now().Sub(run.started).Round(time.Millisecond))
 	r.announceVerdict(ctx, commit, outcome, v.Reason, run.started)
-	r.pokePeers()
+	r.pokePeers(ctx)
 	return nil
 }
 
@@ -712,7 +684,7 @@ func (r *Reconciler) fail(ctx context.Context, run *run, step string, err error,
 		return
 	}
 	r.announceVerdict(ctx, commit, outcome, reason, run.started)
-	r.pokePeers()
+	r.pokePeers(ctx)
 }
 
 func (r *Reconciler) plannedInventory(res *render.Result) (apply.Inventory, error) {

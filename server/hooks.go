@@ -117,7 +117,7 @@ func (s *server) hook(w http.ResponseWriter, r *http.Request) {
 	case "push":
 		var triggered []string
 		for _, env := range s.src.Watches(ev.repo, ev.branch) {
-			if s.src.Trigger(env) {
+			if s.src.Trigger(r.Context(), env) {
 				triggered = append(triggered, env)
 			}
 		}

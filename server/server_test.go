@@ -46,7 +46,7 @@ func (s *source) Environment(_ context.Context, env string) (*state.Environment,
 	return snap, nil
 }
 
-func (s *source) Trigger(env string) bool {
+func (s *source) Trigger(_ context.Context, env string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.snaps[env]; !ok {

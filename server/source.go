@@ -15,8 +15,10 @@ type Source interface {
 	// Environment returns env's state as it stands; env is one of Environments.
 	Environment(ctx context.Context, env string) (*state.Environment, error)
 	// Trigger asks env for an immediate poll of its branch without
-	// waiting for it; false if there is no such environment.
-	Trigger(env string) bool
+	// waiting for it, wherever it runs (the replica holding env may be
+	// another one); false if there is no such environment or the request
+	// could not be made.
+	Trigger(ctx context.Context, env string) bool
 	// Watches returns the environments that follow branch of repo.
 	Watches(repo forge.Repo, branch string) []string
 	// Edges are the arrows of the pipeline graph between environments:

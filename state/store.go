@@ -65,7 +65,14 @@ func (s *Store) keep(env string, cm *corev1.ConfigMap) {
 	s.last[env] = cm.DeepCopy()
 }
 
-const stateKey = "state.json"
+// DataKey is the key of a state ConfigMap's data that holds the State as JSON.
+const DataKey = "state.json"
+
+const stateKey = DataKey
+
+// EnvironmentLabel is on every state ConfigMap and names its environment,
+// so watches narrow to the state ConfigMaps.
+const EnvironmentLabel = "ferry.dev/state-of"
 
 // NewStore keeps state in namespace through c.
 func NewStore(c client.Client, namespace string) *Store {
@@ -133,7 +140,7 @@ func (s *Store) Update(ctx context.Context, env string, mutate func(*State) erro
 		if cm == nil {
 			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
 				Name: ConfigMapName(env), Namespace: s.namespace,
-				Labels: map[string]string{"app.kubernetes.io/managed-by": "ferry", "ferry.dev/state-of": env},
+				Labels: map[string]string{"app.kubernetes.io/managed-by": "ferry", EnvironmentLabel: env},
 			}}
 			cm.Data = map[string]string{stateKey: string(data)}
 			err = s.client.Create(ctx, cm)

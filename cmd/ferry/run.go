@@ -15,10 +15,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
 
 	"ferry.dev/ferry/cluster"
 	"ferry.dev/ferry/config"
 	"ferry.dev/ferry/forge"
+	"ferry.dev/ferry/lease"
 	"ferry.dev/ferry/reconciler"
 	"ferry.dev/ferry/server"
 )
@@ -84,7 +86,7 @@ func serve(ctx context.Context, cfg *config.Config, m *reconciler.Manager, f *li
 	if f.reporter != nil {
 		go f.reporter.Run(ctx)
 	}
-	err := runElected(ctx, cfg, m.Run)
+	err := runShared(ctx, cfg, m, log)
 	shutdown, stop := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer stop()
 	if f.reporter != nil {
@@ -174,19 +176,27 @@ func readSecretString(path string) (string, error) {
 	return string(b), err
 }
 
-// runElected runs run under leader election when ferry runs as a pod
-// (POD_NAME set, as the install manifests do), so only one replica
-// reconciles; elsewhere it runs run directly.
-func runElected(ctx context.Context, cfg *config.Config, run func(context.Context) error) error {
+// runShared runs the manager. When ferry runs as a pod (POD_NAME set, as
+// the install manifests do), the replicas share the environments: each
+// environment runs on the replica holding its Lease ferry-env-<name> in
+// ferry's namespace, and a SIGTERM stops this replica's environments and
+// releases their Leases at once. Elsewhere every environment runs here.
+func runShared(ctx context.Context, cfg *config.Config, m *reconciler.Manager, log *slog.Logger) error {
 	identity := os.Getenv("POD_NAME")
 	if identity == "" {
-		return run(ctx)
+		return m.Run(ctx)
 	}
 	rc, err := cluster.RESTConfig(config.Cluster{})
 	if err != nil {
 		return err
 	}
-	var runErr error
-	err = runLeader(ctx, rc, cfg.Namespace, identity, func(ctx context.Context) { runErr = run(ctx) })
-	return errors.Join(err, runErr)
+	clients, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("leases: %w", err)
+	}
+	opts := lease.DefaultOptions()
+	opts.Namespace, opts.Identity, opts.Log = cfg.Namespace, identity, log
+	pool := lease.New(clients, m.Environments(), opts)
+	log.Info("sharing environments with the other replicas", "identity", identity, "namespace", cfg.Namespace)
+	return m.RunShared(ctx, pool.Run)
 }

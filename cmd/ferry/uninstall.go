@@ -21,7 +21,7 @@ func newUninstallCmd() *cobra.Command {
 		Use:   "uninstall",
 		Short: "Remove ferry from a cluster, leaving the environments' workloads running",
 		Long: `Remove ferry's install from a cluster: its namespace (--namespace, default
-ferry-system) with the Deployment, Service, state ConfigMaps, leader Lease and
+ferry-system) with the Deployment, Service, state ConfigMaps, Leases and
 git credential Secret in it, and its ClusterRole and ClusterRoleBinding.
 Only objects labelled app.kubernetes.io/part-of=ferry are deleted.
 
