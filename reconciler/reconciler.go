@@ -268,6 +268,8 @@ type run struct {
 	inv      apply.Inventory
 	newer    *source.Revision
 	log      *slog.Logger
+	// drifted is set when apply left objects out as drift.
+	drifted bool
 }
 
 // reconcile takes rev through the steps. It returns a newer revision that
@@ -319,17 +321,20 @@ func (r *Reconciler) reconcile(ctx context.Context, rev *source.Revision) *sourc
 	return rn.newer
 }
 
-// settle ends a Stalled or Retrying phase that a drift pass over a decided
-// revision left, once a pass goes through: the phase returns to the
-// verdict's.
+// settle ends a Stalled, Retrying or Drifted phase that a drift pass over
+// a decided revision left, once a pass goes through without drift: the
+// phase returns to the verdict's.
 func (r *Reconciler) settle(ctx context.Context, rn *run) {
 	commit := rn.rev.Commit.Hash.String()
-	if st, err := r.store.Load(ctx, r.env.Name); err != nil || (st.Phase != state.PhaseStalled && st.Phase != state.PhaseRetrying) {
+	unsettled := func(p state.Phase) bool {
+		return p == state.PhaseStalled || p == state.PhaseRetrying || (p == state.PhaseDrifted && !rn.drifted)
+	}
+	if st, err := r.store.Load(ctx, r.env.Name); err != nil || !unsettled(st.Phase) {
 		return // nothing to settle, or nothing readable: the next pass looks again
 	}
 	if _, err := r.store.Update(ctx, r.env.Name, func(st *state.State) error {
 		v, ok := st.VerdictFor(commit)
-		if !ok || (st.Phase != state.PhaseStalled && st.Phase != state.PhaseRetrying) || v.Action.Kind == state.ActionStalled {
+		if !ok || !unsettled(st.Phase) || v.Action.Kind == state.ActionStalled {
 			return nil
 		}
 		st.Phase, st.Message = state.PhaseHealthy, v.Reason
@@ -517,7 +522,7 @@ func (r *Reconciler) apply(ctx context.Context, run *run, decided bool) error {
 		// Objects git did not change and someone else did: drift, no
 		// verdict on this revision; they are left out of its verification.
 		r.noteDrift(ctx, de)
-		err = nil
+		run.drifted, err = true, nil
 	}
 	if err != nil {
 		return err
