@@ -27,6 +27,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage/memory"
 	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -247,10 +249,20 @@ func tools(t testing.TB) []tool {
 // ferryRequests counts the requests of ferry's applier in BenchmarkApply1000.
 var ferryRequests = &fcluster.Counter{}
 
-// ferryTool applies with one Applier per namespace, with watches, as ferry
-// run keeps them from one reconcile to the next; its requests count on
-// ferryRequests.
+var (
+	ferryOnce  sync.Once
+	ferryApply func(t testing.TB, _ string, objs []*unstructured.Unstructured)
+)
+
+// ferryTool applies with one Applier per namespace, with watches shared
+// by all, as ferry run keeps them from one reconcile to the next; its
+// requests count on ferryRequests.
 func ferryTool(t testing.TB) func(t testing.TB, _ string, objs []*unstructured.Unstructured) {
+	ferryOnce.Do(func() { ferryApply = newFerryTool(t) })
+	return ferryApply
+}
+
+func newFerryTool(t testing.TB) func(t testing.TB, _ string, objs []*unstructured.Unstructured) {
 	cfg := ferryRequests.Wrap(rest.CopyConfig(cluster.Config))
 	c, err := fcluster.NewClient(cfg)
 	if err != nil {
@@ -297,6 +309,21 @@ func renderedYAML(t testing.TB, objs []*unstructured.Unstructured) []byte {
 		buf.Write(data)
 	}
 	return buf.Bytes()
+}
+
+// deleteNamespace deletes ns and waits until it is gone, so that the next
+// tool starts on a quiet cluster (a namespace of 1000 objects takes a few
+// seconds to go, and holds 200 of the cluster's service IPs meanwhile).
+func deleteNamespace(b *testing.B, ns string) {
+	ctx := context.Background()
+	_ = cluster.Client.CoreV1().Namespaces().Delete(ctx, ns, deleteOpts)
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); {
+		if _, err := cluster.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+			return
+		}
+		time.Sleep(200 * time.Millisecond) // why a sleep: polling the namespace's deletion, untimed
+	}
+	b.Fatalf("namespace %s still there 2m after its deletion", ns)
 }
 
 func median(d []time.Duration) time.Duration {
@@ -350,7 +377,7 @@ func BenchmarkApply1000(b *testing.B) {
 					}
 				}
 				b.Logf("round %d %s done", round+1, tl.name)
-				_ = cluster.Client.CoreV1().Namespaces().Delete(context.Background(), ns, deleteOpts)
+				deleteNamespace(b, ns)
 			}
 		}
 	}

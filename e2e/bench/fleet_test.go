@@ -71,6 +71,9 @@ func fleet(b *testing.B, g *sandbox.Gitea, bin string) *fleetFigures {
 		nss = append(nss, ns)
 		env := fmt.Sprintf("fleet-%d", i)
 		for k, v := range withNamespace(overlay("v1"), ns) {
+			// Headless: ten times 200 Services would use up the local
+			// cluster's service IP range.
+			v = strings.Replace(v, "spec:\n  selector:", "spec:\n  clusterIP: None\n  selector:", 1)
 			files["envs/"+env+"/"+strings.TrimPrefix(k, "app/")] = v
 		}
 		envs = append(envs, fmt.Sprintf(`  - name: %s
