@@ -36,6 +36,9 @@ func newRunCmd() *cobra.Command {
 				return err
 			}
 			log := newLogger(cfg.Log.Level)
+			if limit := setMemoryLimit(cgroupMemoryFiles); limit > 0 {
+				log.Info("soft memory limit from the container's", "bytes", limit)
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			f, err := newForge(cfg, log)
