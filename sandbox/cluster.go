@@ -274,6 +274,44 @@ func (c *Cluster) NewNamespace(ctx context.Context, prefix string) (string, erro
 	return name, nil
 }
 
+// StopControlPlane stops every process of the cluster (etcd, the API
+// server, the controllers, kwok) and keeps its data, as an outage of the
+// control plane would. StartControlPlane brings it back.
+func (c *Cluster) StopControlPlane(ctx context.Context) error {
+	bin, err := Tools()
+	if err != nil {
+		return err
+	}
+	if out, err := c.kwokctl(ctx, bin, "stop", "cluster", "--name", c.Name); err != nil {
+		return fmt.Errorf("kwokctl stop cluster %s: %w\n%s", c.Name, err, out)
+	}
+	return nil
+}
+
+// StartControlPlane starts a cluster stopped by StopControlPlane on the same
+// ports with the same data, and waits until the API server answers and
+// every node is Ready again.
+func (c *Cluster) StartControlPlane(ctx context.Context) error {
+	bin, err := Tools()
+	if err != nil {
+		return err
+	}
+	const timeout = 2 * time.Minute
+	if out, err := c.kwokctl(ctx, bin, "start", "cluster", "--name", c.Name, "--timeout", timeout.String(), "--wait", timeout.String()); err != nil {
+		return fmt.Errorf("kwokctl start cluster %s: %w\n%s", c.Name, err, out)
+	}
+	nodes, err := c.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("cluster %s after start: %w", c.Name, err)
+	}
+	for _, n := range nodes.Items {
+		if err := c.addNode(ctx, n.Name); err != nil {
+			return fmt.Errorf("cluster %s after start: %w", c.Name, err)
+		}
+	}
+	return nil
+}
+
 // Stop deletes the cluster and its directory.
 func (c *Cluster) Stop(ctx context.Context) error {
 	if err := deleteCluster(ctx, c.dir, strings.TrimPrefix(c.Name, "ferry-")); err != nil {

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // TestClusterIgnoresKubectlOnPath puts a kubectl that always fails first on
@@ -39,5 +41,36 @@ func TestClusterIgnoresKubectlOnPath(t *testing.T) {
 	}
 	if calls, err := os.ReadFile(ran); !os.IsNotExist(err) {
 		t.Fatalf("the kubectl on PATH ran (%v):\n%s", err, calls)
+	}
+}
+
+// TestClusterStopStart: a control plane stopped and started again serves
+// on the same address with the objects it held, and its nodes are Ready.
+func TestClusterStopStart(t *testing.T) {
+	t.Setenv("FERRY_RUN_DIR", t.TempDir())
+	c, err := StartCluster(t.Context(), DefaultClusterOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Stop(context.Background()); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	ns, err := c.NewNamespace(t.Context(), "kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StopControlPlane(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Client.Discovery().ServerVersion(); err == nil {
+		t.Fatal("the API server still answers after StopControlPlane")
+	}
+	if err := c.StartControlPlane(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Client.CoreV1().Namespaces().Get(t.Context(), ns, metav1.GetOptions{}); err != nil {
+		t.Fatalf("namespace %s after the restart: %v", ns, err)
 	}
 }
