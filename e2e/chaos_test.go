@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"ferry.dev/ferry/sandbox"
 	"ferry.dev/ferry/sandbox/faultproxy"
 	"ferry.dev/ferry/state"
@@ -175,7 +179,7 @@ func (c *chaos) runBurst(i int, b burst) {
 	if b.mergeHotfix {
 		c.mergeHotfix()
 	}
-	var pushed []string
+	var pushed, shas []string
 	for j, k := range b.changes {
 		if j > 0 {
 			// why a sleep: the gap between two pushes of a burst is part
@@ -184,6 +188,7 @@ func (c *chaos) runBurst(i int, b burst) {
 		}
 		sha, did := c.change(k, b.tags[j])
 		pushed = append(pushed, fmt.Sprintf("%s %s", did, sha[:7]))
+		shas = append(shas, sha)
 	}
 	if b.hotfix {
 		c.hotfix()
@@ -198,6 +203,43 @@ func (c *chaos) runBurst(i int, b burst) {
 	if !c.waitTipDecided(soakBurstWait) {
 		c.note(fmt.Sprintf("burst %d: main's tip not decided in staging within %s", i+1, soakBurstWait))
 	}
+	for _, sha := range shas {
+		if v, ok := c.obs.verdict("staging", sha); ok && v.Outcome != state.OutcomeHealthy && c.person[sha] == changeGood {
+			c.t.Logf("good %s %s in staging (%s); the pods now:\n%s", sha[:7], v.Outcome, v.Reason, c.describePods(c.f.ns))
+		}
+	}
+}
+
+// describePods lists the pods of ns, one line each, for the log of a run
+// where a good commit failed.
+func (c *chaos) describePods(ns string) string {
+	pods := &corev1.PodList{}
+	if err := c.f.c.List(c.t.Context(), pods, client.InNamespace(ns)); err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, p := range pods.Items {
+		fmt.Fprintf(&b, "  %s phase=%s deleting=%v", p.Name, p.Status.Phase, p.DeletionTimestamp != nil)
+		for _, cs := range p.Status.ContainerStatuses {
+			waiting := ""
+			if cs.State.Waiting != nil {
+				waiting = cs.State.Waiting.Reason
+			}
+			fmt.Fprintf(&b, " ready=%v restarts=%d waiting=%s", cs.Ready, cs.RestartCount, waiting)
+		}
+		b.WriteString("\n")
+	}
+	rss := &appsv1.ReplicaSetList{}
+	if err := c.f.c.List(c.t.Context(), rss, client.InNamespace(ns)); err == nil {
+		for _, rs := range rss.Items {
+			fmt.Fprintf(&b, "  rs %s spec=%d replicas=%d ready=%d available=%d\n", rs.Name, *rs.Spec.Replicas, rs.Status.Replicas, rs.Status.ReadyReplicas, rs.Status.AvailableReplicas)
+		}
+	}
+	if d, ok := c.f.deployment(c.t, ns); ok {
+		fmt.Fprintf(&b, "  deployment gen=%d observed=%d replicas=%d updated=%d ready=%d available=%d\n", d.Generation, d.Status.ObservedGeneration,
+			d.Status.Replicas, d.Status.UpdatedReplicas, d.Status.ReadyReplicas, d.Status.AvailableReplicas)
+	}
+	return b.String()
 }
 
 // waitTipDecided waits until staging has decided on main's tip, and
