@@ -205,7 +205,7 @@ func (c *chaos) runBurst(i int, b burst) {
 	}
 	for _, sha := range shas {
 		if v, ok := c.obs.verdict("staging", sha); ok && v.Outcome != state.OutcomeHealthy && c.person[sha] == changeGood {
-			c.t.Logf("good %s %s in staging (%s); the pods now:\n%s", sha[:7], v.Outcome, v.Reason, c.describePods(c.f.ns))
+			c.t.Logf("good %s %s in staging (%s); the pods now:\n%s\nkwok-controller:\n%s", sha[:7], v.Outcome, v.Reason, c.describePods(c.f.ns), cluster.ComponentLog("kwok-controller", 30))
 		}
 	}
 }
@@ -219,7 +219,7 @@ func (c *chaos) describePods(ns string) string {
 	}
 	var b strings.Builder
 	for _, p := range pods.Items {
-		fmt.Fprintf(&b, "  %s phase=%s deleting=%v", p.Name, p.Status.Phase, p.DeletionTimestamp != nil)
+		fmt.Fprintf(&b, "  %s node=%s phase=%s deleting=%v", p.Name, p.Spec.NodeName, p.Status.Phase, p.DeletionTimestamp != nil)
 		for _, cs := range p.Status.ContainerStatuses {
 			waiting := ""
 			if cs.State.Waiting != nil {

@@ -220,6 +220,12 @@ func (c *Cluster) addNode(ctx context.Context, name string) error {
 	return nil
 }
 
+// ComponentLog returns the last lines of the log of one of the cluster's
+// components, such as "kwok-controller" or "kube-apiserver".
+func (c *Cluster) ComponentLog(component string, lines int) string {
+	return c.logTail(component+".log", lines)
+}
+
 // logTail returns the last lines of one of the cluster's component logs.
 func (c *Cluster) logTail(name string, lines int) string {
 	data, err := os.ReadFile(filepath.Join(c.dir, "kwok", "clusters", c.Name, "logs", name))
@@ -305,9 +311,34 @@ func (c *Cluster) StartControlPlane(ctx context.Context) error {
 		return fmt.Errorf("cluster %s after start: %w", c.Name, err)
 	}
 	for _, n := range nodes.Items {
+		if err := c.handOverNode(ctx, n.Name); err != nil {
+			return fmt.Errorf("cluster %s after start: %w", c.Name, err)
+		}
 		if err := c.addNode(ctx, n.Name); err != nil {
 			return fmt.Errorf("cluster %s after start: %w", c.Name, err)
 		}
+	}
+	return nil
+}
+
+// handOverNode gives a simulated node to the restarted kwok controller.
+// Why: kwok manages a node only while it holds the node's Lease, and the
+// Lease still names the controller that was stopped; the new one would
+// wait for it to expire (about 40s) and meanwhile no pod on the node
+// would start, turn ready or go away (TestClusterStopStart). Deleting
+// the Lease lets the new controller create and hold it at once; it waits
+// until it has.
+func (c *Cluster) handOverNode(ctx context.Context, node string) error {
+	leases := c.Client.CoordinationV1().Leases("kube-node-lease")
+	if err := leases.Delete(ctx, node, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("node %s: delete its lease: %w", node, err)
+	}
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := leases.Get(ctx, node, metav1.GetOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("node %s: the restarted kwok controller took no lease: %w; kwok-controller log:\n%s", node, err, c.logTail("kwok-controller.log", 20))
 	}
 	return nil
 }
