@@ -168,8 +168,8 @@ func (c *chaos) readHistory() *history {
 	return h
 }
 
-// ferryReverts are ferry's revert commits, oldest first by sha order of
-// no importance.
+// ferryReverts are ferry's revert commits (those with a Ferry-Reverted
+// trailer), in SHA order.
 func (h *history) ferryReverts() []*gitCommit {
 	var out []*gitCommit
 	for _, gc := range h.commits {

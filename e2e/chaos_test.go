@@ -204,7 +204,10 @@ func (c *chaos) runBurst(i int, b burst) {
 		c.note(fmt.Sprintf("burst %d: main's tip not decided in staging within %s", i+1, soakBurstWait))
 	}
 	for _, sha := range shas {
-		if v, ok := c.obs.verdict("staging", sha); ok && v.Outcome != state.OutcomeHealthy && c.person[sha] == changeGood {
+		c.mu.Lock()
+		good := c.person[sha] == changeGood
+		c.mu.Unlock()
+		if v, ok := c.obs.verdict("staging", sha); ok && v.Outcome != state.OutcomeHealthy && good {
 			c.t.Logf("good %s %s in staging (%s); the pods now:\n%s\nkwok-controller:\n%s", sha[:7], v.Outcome, v.Reason, c.describePods(c.f.ns), cluster.ComponentLog("kwok-controller", 30))
 		}
 	}
