@@ -288,6 +288,23 @@ func (c *Cluster) StopControlPlane(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	nodes, err := c.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("cluster %s before stop: %w", c.Name, err)
+	}
+	// Why delete the node Leases: kwok manages a node only while it holds
+	// its Lease. Left in place, the Lease would still name the stopped
+	// controller after the restart; the new one would fail to create its
+	// own and try again only about 50s later, and meanwhile no pod on the
+	// node would start, turn ready or go away (TestClusterStopStart).
+	// Deleted just before the stop, the new controller creates them at
+	// once.
+	leases := c.Client.CoordinationV1().Leases("kube-node-lease")
+	for _, n := range nodes.Items {
+		if err := leases.Delete(ctx, n.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("node %s: delete its lease: %w", n.Name, err)
+		}
+	}
 	if out, err := c.kwokctl(ctx, bin, "stop", "cluster", "--name", c.Name); err != nil {
 		return fmt.Errorf("kwokctl stop cluster %s: %w\n%s", c.Name, err, out)
 	}
@@ -321,24 +338,20 @@ func (c *Cluster) StartControlPlane(ctx context.Context) error {
 	return nil
 }
 
-// handOverNode gives a simulated node to the restarted kwok controller.
-// Why: kwok manages a node only while it holds the node's Lease, and the
-// Lease still names the controller that was stopped; the new one would
-// wait for it to expire (about 40s) and meanwhile no pod on the node
-// would start, turn ready or go away (TestClusterStopStart). Deleting
-// the Lease lets the new controller create and hold it at once; it waits
-// until it has.
+// handOverNode waits until the restarted kwok controller holds the
+// node's Lease, that is, manages the node (see StopControlPlane).
 func (c *Cluster) handOverNode(ctx context.Context, node string) error {
 	leases := c.Client.CoordinationV1().Leases("kube-node-lease")
-	if err := leases.Delete(ctx, node, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("node %s: delete its lease: %w", node, err)
-	}
+	start := time.Now()
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		_, err := leases.Get(ctx, node, metav1.GetOptions{})
 		return err == nil, nil
 	})
 	if err != nil {
 		return fmt.Errorf("node %s: the restarted kwok controller took no lease: %w; kwok-controller log:\n%s", node, err, c.logTail("kwok-controller.log", 20))
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		return fmt.Errorf("node %s: the restarted kwok controller took its lease only after %s; pods on it stood still meanwhile", node, d.Round(time.Second))
 	}
 	return nil
 }
