@@ -2,7 +2,7 @@
 GO      ?= go
 TIMEOUT ?= 45m
 
-.PHONY: all build test unit e2e vet tools demo bench clean-run chromium fuzz
+.PHONY: all build test unit e2e vet tools demo bench clean-run chromium fuzz soak
 
 all: build
 
@@ -48,6 +48,14 @@ e2e: tools chromium
 
 ## test: vet, unit tests, then the end-to-end tests against the real toolchain.
 test: tools vet unit e2e
+
+## soak: the chaos soak (e2e TestChaosSoak) with FERRY_SOAK_COMMITS commits
+## (default 200; `make test` runs it with 30). It prints the faults it
+## injected and the invariants that held; FERRY_SOAK_SEED=<seed> replays a
+## run's plan, and FERRY_SOAK_TABLE=<file> also writes the table there.
+FERRY_SOAK_COMMITS ?= 200
+soak: tools
+	FERRY_SOAK_COMMITS=$(FERRY_SOAK_COMMITS) $(GO) test -count=1 -p 1 -timeout $(TIMEOUT) -run '^TestChaosSoak$$' -v ./e2e/
 
 ## demo: the local sandbox (a kwok cluster, Gitea, ferry, badges).
 demo: tools

@@ -220,6 +220,12 @@ func (c *Cluster) addNode(ctx context.Context, name string) error {
 	return nil
 }
 
+// ComponentLog returns the last lines of the log of one of the cluster's
+// components, such as "kwok-controller" or "kube-apiserver".
+func (c *Cluster) ComponentLog(component string, lines int) string {
+	return c.logTail(component+".log", lines)
+}
+
 // logTail returns the last lines of one of the cluster's component logs.
 func (c *Cluster) logTail(name string, lines int) string {
 	data, err := os.ReadFile(filepath.Join(c.dir, "kwok", "clusters", c.Name, "logs", name))
@@ -272,6 +278,82 @@ func (c *Cluster) NewNamespace(ctx context.Context, prefix string) (string, erro
 		return "", fmt.Errorf("namespace %s: default ServiceAccount: %w", name, err)
 	}
 	return name, nil
+}
+
+// StopControlPlane stops every process of the cluster (etcd, the API
+// server, the controllers, kwok) and keeps its data, as an outage of the
+// control plane would. StartControlPlane brings it back.
+func (c *Cluster) StopControlPlane(ctx context.Context) error {
+	bin, err := Tools()
+	if err != nil {
+		return err
+	}
+	nodes, err := c.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("cluster %s before stop: %w", c.Name, err)
+	}
+	// Why delete the node Leases: kwok manages a node only while it holds
+	// its Lease. Left in place, the Lease would still name the stopped
+	// controller after the restart; the new one would fail to create its
+	// own and try again only about 50s later, and meanwhile no pod on the
+	// node would start, turn ready or go away (TestClusterStopStart).
+	// Deleted just before the stop, the new controller creates them at
+	// once.
+	leases := c.Client.CoordinationV1().Leases("kube-node-lease")
+	for _, n := range nodes.Items {
+		if err := leases.Delete(ctx, n.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("node %s: delete its lease: %w", n.Name, err)
+		}
+	}
+	if out, err := c.kwokctl(ctx, bin, "stop", "cluster", "--name", c.Name); err != nil {
+		return fmt.Errorf("kwokctl stop cluster %s: %w\n%s", c.Name, err, out)
+	}
+	return nil
+}
+
+// StartControlPlane starts a cluster stopped by StopControlPlane on the same
+// ports with the same data, and waits until the API server answers and
+// every node is Ready again.
+func (c *Cluster) StartControlPlane(ctx context.Context) error {
+	bin, err := Tools()
+	if err != nil {
+		return err
+	}
+	const timeout = 2 * time.Minute
+	if out, err := c.kwokctl(ctx, bin, "start", "cluster", "--name", c.Name, "--timeout", timeout.String(), "--wait", timeout.String()); err != nil {
+		return fmt.Errorf("kwokctl start cluster %s: %w\n%s", c.Name, err, out)
+	}
+	nodes, err := c.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("cluster %s after start: %w", c.Name, err)
+	}
+	for _, n := range nodes.Items {
+		if err := c.handOverNode(ctx, n.Name); err != nil {
+			return fmt.Errorf("cluster %s after start: %w", c.Name, err)
+		}
+		if err := c.addNode(ctx, n.Name); err != nil {
+			return fmt.Errorf("cluster %s after start: %w", c.Name, err)
+		}
+	}
+	return nil
+}
+
+// handOverNode waits until the restarted kwok controller holds the
+// node's Lease, that is, manages the node (see StopControlPlane).
+func (c *Cluster) handOverNode(ctx context.Context, node string) error {
+	leases := c.Client.CoordinationV1().Leases("kube-node-lease")
+	start := time.Now()
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := leases.Get(ctx, node, metav1.GetOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("node %s: the restarted kwok controller took no lease: %w; kwok-controller log:\n%s", node, err, c.logTail("kwok-controller.log", 20))
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		return fmt.Errorf("node %s: the restarted kwok controller took its lease only after %s; pods on it stood still meanwhile", node, d.Round(time.Second))
+	}
+	return nil
 }
 
 // Stop deletes the cluster and its directory.

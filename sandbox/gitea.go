@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"code.gitea.io/sdk/gitea"
@@ -33,6 +35,8 @@ type Gitea struct {
 	dir string
 	cmd *exec.Cmd
 	bin string
+	// exited is closed when the running web process has exited.
+	exited chan struct{}
 }
 
 // StartGitea starts Gitea with a fresh data directory, creates the admin
@@ -85,8 +89,17 @@ func (g *Gitea) start(ctx context.Context) error {
 		return fmt.Errorf("gitea generate-access-token: %w\n%s", err, out)
 	}
 	g.Token = lastLine(out)
+	if err := g.startWeb(ctx); err != nil {
+		return err
+	}
+	g.Client, err = gitea.NewClient(strings.TrimSuffix(g.URL, "/"), gitea.SetToken(g.Token), gitea.SetContext(context.WithoutCancel(ctx)))
+	return err
+}
 
-	logf, err := os.Create(filepath.Join(g.dir, "web.log"))
+// startWeb starts `gitea web` on the configured ports and waits until its
+// API answers.
+func (g *Gitea) startWeb(ctx context.Context) error {
+	logf, err := os.OpenFile(filepath.Join(g.dir, "web.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -98,7 +111,9 @@ func (g *Gitea) start(ctx context.Context) error {
 	if err := startRecorded(g.dir, g.cmd); err != nil {
 		return fmt.Errorf("gitea web: %w", err)
 	}
-	go func() { _ = g.cmd.Wait() }()
+	exited, cmd := make(chan struct{}), g.cmd
+	g.exited = exited
+	go func() { _ = cmd.Wait(); close(exited) }()
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		resp, err := http.Get(g.URL + "api/v1/version")
 		if err != nil {
@@ -110,8 +125,56 @@ func (g *Gitea) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("gitea web did not answer on %s: %w", g.URL, err)
 	}
-	g.Client, err = gitea.NewClient(strings.TrimSuffix(g.URL, "/"), gitea.SetToken(g.Token), gitea.SetContext(context.WithoutCancel(ctx)))
-	return err
+	return nil
+}
+
+// Restart stops the web process (SIGTERM, then SIGKILL after 10s) and
+// starts it again on the same ports with the same data, as an upgrade or
+// a crash of the forge would. It returns once the API answers again.
+func (g *Gitea) Restart(ctx context.Context) error {
+	if err := g.stopWeb(ctx, syscall.SIGTERM, 10*time.Second); err != nil {
+		return fmt.Errorf("restart gitea: %w", err)
+	}
+	if err := g.startWeb(ctx); err != nil {
+		return fmt.Errorf("restart gitea: %w", err)
+	}
+	return nil
+}
+
+// stopWeb sends sig to the web process's group and waits up to grace for
+// it to exit, then kills it.
+func (g *Gitea) stopWeb(ctx context.Context, sig syscall.Signal, grace time.Duration) error {
+	if g.cmd == nil || g.cmd.Process == nil {
+		return nil
+	}
+	if err := syscall.Kill(-g.cmd.Process.Pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-g.exited:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	}
+	if err := syscall.Kill(-g.cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	select {
+	case <-g.exited:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// RepoDir is the bare git directory of repo (owned by the admin) on the
+// forge's disk, for tests that read what the server itself recorded, such
+// as a reflog.
+func (g *Gitea) RepoDir(repo string) string {
+	return filepath.Join(g.dir, "repos", strings.ToLower(g.User), strings.ToLower(repo)+".git")
 }
 
 func (g *Gitea) configPath() string { return filepath.Join(g.dir, "app.ini") }
@@ -223,11 +286,15 @@ func (g *Gitea) Stop(ctx context.Context) error {
 	if err := killRecorded(g.dir); err != nil {
 		return err
 	}
-	if g.cmd != nil && g.cmd.Process != nil {
+	if g.exited != nil {
 		// Give the killed process a moment to release its files.
-		_ = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 2*time.Second, true, func(context.Context) (bool, error) {
-			return g.cmd.ProcessState != nil, nil
-		})
+		t := time.NewTimer(2 * time.Second)
+		defer t.Stop()
+		select {
+		case <-g.exited:
+		case <-t.C:
+		case <-ctx.Done():
+		}
 	}
 	return os.RemoveAll(g.dir)
 }
