@@ -60,6 +60,7 @@ func TestMain(m *testing.M) {
 		os.Exit(child())
 	}
 	code := m.Run()
+	printTargets()
 	if forge != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -398,6 +399,18 @@ func BenchmarkApply1000(b *testing.B) {
 		b.ReportMetric(float64(r[len(r)/2]), "ferry-requests-"+strings.ReplaceAll(p, " ", "-"))
 	}
 	fmt.Println()
+	ratio := func(p string) float64 {
+		return float64(median(results["ferry"][p])) / float64(median(results["kubectl apply --server-side"][p]))
+	}
+	medianOf := func(p string) int64 {
+		r := slices.Clone(requests[p])
+		slices.Sort(r)
+		return r[len(r)/2]
+	}
+	measured(0, "%.2f× (%s)", ratio("no-op"), median(results["ferry"]["no-op"]).Round(time.Millisecond))
+	measured(1, "%d by the applier (a whole pass: TestConvergedReconcileCostsFewRequests)", medianOf("no-op"))
+	measured(2, "%.2f× (%d requests)", ratio("1-object change"), medianOf("1-object change"))
+	measured(7, "%.2f× (%d requests, %s)", ratio("cold apply"), medianOf("cold apply"), median(results["ferry"]["cold apply"]).Round(time.Millisecond))
 	for _, baseline := range []string{"kubectl apply --server-side", "ssa ApplyAllStaged (defaults)"} {
 		fmt.Printf("%-32s", "ferry / "+strings.Fields(baseline)[0])
 		for _, p := range phases {

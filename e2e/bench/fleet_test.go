@@ -418,6 +418,10 @@ func printFleet(b *testing.B, f *fleetFigures) {
 	fmt.Printf("  failing pod status -> revert commit in git (%d commits): p50 %s, max %s\n", len(f.revert),
 		percentile(f.revert, 0.5).Round(time.Millisecond), percentile(f.revert, 1).Round(time.Millisecond))
 	fmt.Printf("  peak RSS: %.1f MiB\n", f.peakRSSMiB)
+	measured(3, "%s / %s (%d edits)", percentile(f.edit, 0.5).Round(time.Millisecond), percentile(f.edit, 0.95).Round(time.Millisecond), len(f.edit))
+	measured(4, "%s (%d commits)", percentile(f.revert, 0.5).Round(time.Millisecond), len(f.revert))
+	measured(5, "%.0f", f.requestsPerMinute)
+	measured(6, "%.0f MiB", f.peakRSSMiB)
 	b.ReportMetric(f.requestsPerMinute, "requests/min")
 	b.ReportMetric(float64(percentile(f.edit, 0.5))/1e6, "edit-p50-ms")
 	b.ReportMetric(float64(percentile(f.edit, 0.95))/1e6, "edit-p95-ms")
