@@ -267,3 +267,29 @@ func (a *Applier) Correct(ctx context.Context, id object.ObjMetadata) (*ssa.Chan
 	}
 	return cs, nil
 }
+
+// Settled reports whether every object of the last pass is known
+// converged: the watches show each as ferry left it. A pass of the same
+// rendering would then send no request and change nothing, so the caller
+// may skip it.
+func (a *Applier) Settled() bool {
+	if a.watches == nil {
+		return false
+	}
+	a.knownMu.Lock()
+	defer a.knownMu.Unlock()
+	if len(a.desired) == 0 {
+		return false
+	}
+	for id, o := range a.desired {
+		k, ok := a.known[id]
+		if !ok {
+			return false
+		}
+		seen := a.watches.Seen(object.UnstructuredToObjMetadata(o))
+		if !seen.Known || !seen.Exists || seen.Fingerprint != k.live {
+			return false
+		}
+	}
+	return true
+}

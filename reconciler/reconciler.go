@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -113,6 +114,18 @@ type Reconciler struct {
 	drift   *drift
 	// fullCheck is when the last pass dry-ran every object.
 	fullCheck time.Time
+	// last is what the last apply that went through left, to pass over a
+	// converged rendering without redoing it (apply).
+	last lastApply
+}
+
+// lastApply is a rendering's digest with its planned inventory, and the
+// change set and inventory its last apply returned.
+type lastApply struct {
+	digest  string
+	planned apply.Inventory
+	applied *ssa.ChangeSet
+	inv     apply.Inventory
 }
 
 // New wires a Reconciler for env.
@@ -167,7 +180,10 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	r.redeliver(ctx)
 	watchErr := make(chan error, 1)
 	go func() { watchErr <- r.watcher.Run(ctx) }()
-	tick := time.NewTicker(r.env.Interval)
+	// The first pass comes at a random point of the interval, and each
+	// next one an interval later, give or take a tenth: environments
+	// started together do not all pass at once.
+	tick := time.NewTimer(time.Duration(float64(r.env.Interval) * (0.5 + 0.5*rand.Float64())))
 	defer tick.Stop()
 	driftDone := make(chan struct{})
 	go func() { defer close(driftDone); r.correctDrift(ctx) }()
@@ -191,6 +207,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		case next = <-r.watcher.Revisions():
 			r.stalls.clear()
 		case <-tick.C:
+			tick.Reset(time.Duration(float64(r.env.Interval) * (0.9 + 0.2*rand.Float64())))
 			r.noteSource(ctx)
 			if current != nil && r.stalls.holds(current.Commit.Hash.String(), r.now()) {
 				continue
@@ -504,6 +521,12 @@ func (r *Reconciler) apply(ctx context.Context, run *run, decided bool) error {
 			return err
 		}
 	}
+	if decided && r.last.applied != nil && r.last.digest == run.rendered.Digest && r.applier.Settled() {
+		// The same rendering, and the watches show every object as ferry
+		// left it: nothing to ask the API server, nothing to write.
+		run.applied, run.inv = r.last.applied, r.last.inv
+		return nil
+	}
 	// Record every object this apply may create before creating it, so a
 	// crash midway cannot leave an object that no inventory knows.
 	planned, err := r.plannedInventory(run.rendered)
@@ -528,6 +551,10 @@ func (r *Reconciler) apply(ctx context.Context, run *run, decided bool) error {
 		return err
 	}
 	run.applied, run.inv = cs, apply.InventoryOf(cs)
+	r.last = lastApply{digest: run.rendered.Digest, planned: planned, applied: cs, inv: run.inv}
+	if run.drifted {
+		r.last = lastApply{}
+	}
 	r.notify.metrics.Applied(r.env.Name, r.now())
 	if changed := changes(cs); len(changed) > 0 {
 		run.log.Info("applied", "changes", changed)
@@ -693,6 +720,9 @@ func (r *Reconciler) fail(ctx context.Context, run *run, step string, err error,
 }
 
 func (r *Reconciler) plannedInventory(res *render.Result) (apply.Inventory, error) {
+	if r.last.planned != nil && r.last.digest == res.Digest {
+		return r.last.planned, nil
+	}
 	prepared, err := r.applier.Prepare(res.Objects)
 	if err != nil {
 		return nil, err
