@@ -157,14 +157,25 @@ func newStatusCmd() *cobra.Command {
 	return cmd
 }
 
-// waitHandled waits until env's state shows the request handled, and
-// returns that state.
+// running reports whether phase is a step of a reconcile under way: the
+// pass that handled a request may have pushed a commit (a revert) that is
+// being reconciled already, and --wait prints where that ends.
+func running(p state.Phase) bool {
+	switch p {
+	case state.PhaseFetching, state.PhaseRendering, state.PhaseApplying, state.PhasePruning, state.PhaseVerifying:
+		return true
+	}
+	return false
+}
+
+// waitHandled waits until env's state shows the request handled and no
+// reconcile under way, and returns that state.
 func waitHandled(ctx context.Context, cfg *config.Config, env, request string, timeout time.Duration) (*state.State, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
 		st, err := reconciler.LoadState(ctx, cfg, env, quietOptions())
-		if err == nil && st.Handled >= request {
+		if err == nil && st.Handled >= request && !running(st.Phase) {
 			return st, nil
 		}
 		select {
