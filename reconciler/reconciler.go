@@ -551,6 +551,14 @@ func (r *Reconciler) apply(ctx context.Context, run *run, decided bool) error {
 		return err
 	}
 	run.applied, run.inv = cs, apply.InventoryOf(cs)
+	if r.watches != nil {
+		// The pods of these namespaces are what the next verification
+		// reads: their watches start now, not in the middle of it.
+		if set, err := run.inv.ObjMetadataSet(); err == nil {
+			_, namespaces := inventoryNamespaces(set)
+			r.watches.EnsurePods(ctx, namespaces, watchSync)
+		}
+	}
 	r.last = lastApply{digest: run.rendered.Digest, planned: planned, applied: cs, inv: run.inv}
 	if run.drifted {
 		r.last = lastApply{}
