@@ -94,3 +94,15 @@ func (inv Inventory) ObjMetadataSet() (object.ObjMetadataSet, error) {
 	}
 	return set, nil
 }
+
+// Changes lists the subjects of a change set's entries by action, leaving
+// out the unchanged ones: what logs and tests show of an apply.
+func Changes(cs *ssa.ChangeSet) map[string][]string {
+	out := map[string][]string{}
+	for _, e := range cs.Entries {
+		if e.Action != ssa.UnchangedAction {
+			out[string(e.Action)] = append(out[string(e.Action)], e.Subject)
+		}
+	}
+	return out
+}

@@ -239,7 +239,6 @@ func (a *Applier) setDesired(objs []*unstructured.Unstructured) {
 	a.desired = m
 }
 
-
 // Correct converges one object of the last Apply again: drift a watch
 // saw. An object no longer in the rendering is left alone. Any failure is
 // drift, since git's version of the object is the one applied before.

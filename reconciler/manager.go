@@ -68,7 +68,7 @@ type Manager struct {
 	planEvery time.Duration
 	// wiring holds the watches, started by Run.
 	wiring *wiring
-	log       *slog.Logger
+	log    *slog.Logger
 	// watches see reconcile requests on the state ConfigMaps, one per
 	// cluster holding state.
 	watches []*requestWatch

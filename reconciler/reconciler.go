@@ -564,7 +564,7 @@ func (r *Reconciler) apply(ctx context.Context, run *run, decided bool) error {
 		r.last = lastApply{}
 	}
 	r.notify.metrics.Applied(r.env.Name, r.now())
-	if changed := changes(cs); len(changed) > 0 {
+	if changed := apply.Changes(cs); len(changed) > 0 {
 		run.log.Info("applied", "changes", changed)
 		for action, subjects := range changed {
 			r.notify.metrics.AddChanges(r.env.Name, action, len(subjects))
@@ -605,7 +605,7 @@ func (r *Reconciler) prune(ctx context.Context, run *run, decided bool) error {
 					keep = append(keep, apply.Entry{ID: e.ObjMetadata.String(), Version: e.GroupVersion})
 				}
 			}
-			if changed := changes(cs); len(changed) > 0 {
+			if changed := apply.Changes(cs); len(changed) > 0 {
 				run.log.Info("pruned", "changes", changed)
 			}
 		}
@@ -754,15 +754,4 @@ func union(a, b apply.Inventory) apply.Inventory {
 		}
 	}
 	return apply.InventoryOf(cs)
-}
-
-// changes lists the entries of a change set that changed something.
-func changes(cs *ssa.ChangeSet) map[string][]string {
-	out := map[string][]string{}
-	for _, e := range cs.Entries {
-		if e.Action != ssa.UnchangedAction {
-			out[string(e.Action)] = append(out[string(e.Action)], e.Subject)
-		}
-	}
-	return out
 }
