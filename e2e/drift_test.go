@@ -304,3 +304,45 @@ func TestNoOpReconcileMakesNoRequestPerObject(t *testing.T) {
 		t.Fatalf("stats: %+v", got)
 	}
 }
+
+// TestConvergedReconcileCostsFewRequests: a whole reconcile pass of an
+// unchanged rendering of 300 objects, asked for through the state
+// ConfigMap, makes at most 5 requests of ferry's own (counted on every
+// client ferry makes), none of them per object.
+func TestConvergedReconcileCostsFewRequests(t *testing.T) {
+	files := appFiles("v1")
+	var res []string
+	for i := range 300 {
+		name := fmt.Sprintf("many-%03d.yaml", i)
+		files["envs/staging/"+name] = configMap(fmt.Sprintf("many-%03d", i), "1")
+		res = append(res, "  - "+name)
+	}
+	files["envs/staging/kustomization.yaml"] = strings.Replace(files["envs/staging/kustomization.yaml"], "resources:\n  - ../../base\n  - extra.yaml\n",
+		"resources:\n  - ../../base\n  - extra.yaml\n"+strings.Join(res, "\n")+"\n", 1)
+	e := newEnv(t, files)
+	e.health = "{timeout: 1m, interval: 250ms}"
+	startFerry(t, strings.Replace(e.config(), "interval: 1s", "interval: 10m", 1))
+	requireHealthy(t, e.waitVerdict(t, e.name, e.head(t), time.Minute))
+	if n := len(e.state(t, e.name).Inventory); n < 300 {
+		t.Fatalf("inventory has %d objects, want the 300 ConfigMaps and more", n)
+	}
+	// why a sleep: the controllers' first writes (the Deployment's
+	// revision) reach the watch and are taken in, as between intervals.
+	time.Sleep(3 * time.Second)
+	pass := func() int64 {
+		before := fcluster.Requests.Load()
+		at := time.Now().UTC().Format(time.RFC3339Nano)
+		kubectl(t, "", "-n", e.stateNS, "annotate", "--overwrite", "configmap", state.ConfigMapName(e.name), state.RequestedAt+"="+at)
+		eventually(t, 30*time.Second, func() (bool, string) {
+			st := e.state(t, e.name)
+			return st.Handled == at, fmt.Sprintf("handled %q, want %q", st.Handled, at)
+		})
+		return fcluster.Requests.Load() - before
+	}
+	pass() // the first pass after the start may meet the controllers' writes
+	n := pass()
+	t.Logf("a converged reconcile of %d objects made %d requests", len(e.state(t, e.name).Inventory), n)
+	if n > 5 {
+		t.Fatalf("a converged reconcile made %d requests, want at most 5", n)
+	}
+}
