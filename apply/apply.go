@@ -72,8 +72,12 @@ type Applier struct {
 	client client.Client
 	rm     *ssa.ResourceManager
 	opts   Options
-	// watches, when set, tell which objects someone else touched (known.go).
+	// watches, when set, tell which objects someone else touched (known.go);
+	// creates then makes the objects they show absent (create.go).
 	watches *Watches
+	creates *creator
+	// passCreated are the objects the running pass created (under mu).
+	passCreated []*created
 	// mu makes passes (Apply, Correct) one at a time.
 	mu sync.Mutex
 	// knownMu guards known and desired.
@@ -81,7 +85,7 @@ type Applier struct {
 	// known is what each converged object was left as, by ID.
 	known map[string]known
 	// desired are the objects of the last pass that went through, by ID.
-	desired map[string]*unstructured.Unstructured
+	desired map[string]applied
 	stats   stats
 }
 
@@ -177,6 +181,7 @@ func (a *Applier) isNamespaced(o *unstructured.Unstructured, set []*unstructured
 func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) (*ssa.ChangeSet, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.passCreated = nil
 	prepared, err := a.Prepare(objs)
 	if err != nil {
 		return nil, err
@@ -196,10 +201,15 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 			rest = append(rest, o)
 		}
 	}
-	defPlan := a.diffAll(ctx, defs)
+	defPlan := a.diffAll(ctx, defs, true)
 	ready, deferred := dependsOnNew(rest, defPlan)
-	restPlan := a.diffAll(ctx, ready)
+	restPlan := a.diffAll(ctx, ready, true)
 	if err := errors.Join(append(defPlan.errs, restPlan.errs...)...); err != nil {
+		return nil, err
+	}
+	// New objects first: one that fails undoes the others before anything
+	// else is written (create.go).
+	if err := a.createAll(ctx, restPlan); err != nil {
 		return nil, err
 	}
 	cs := ssa.NewChangeSet()
@@ -212,7 +222,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 			return cs, fmt.Errorf("waiting for definitions: %w", err)
 		}
 	}
-	deferredPlan := a.diffAll(ctx, deferred)
+	deferredPlan := a.diffAll(ctx, deferred, true)
 	if err := errors.Join(deferredPlan.errs...); err != nil {
 		return cs, err
 	}
@@ -221,7 +231,9 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 		return cs, err
 	}
 	cs.Append(restPlan.entries)
-	a.setDesired(prepared)
+	if err := a.setDesired(prepared); err != nil {
+		return cs, err
+	}
 	defPlan.add(restPlan)
 	if len(defPlan.drift) > 0 {
 		return cs, &DriftError{Objects: defPlan.failed, Errs: defPlan.drift}
@@ -238,14 +250,19 @@ const watchSync = 10 * time.Second
 type plan struct {
 	objs    []*unstructured.Unstructured
 	entries []ssa.ChangeSetEntry
-	errs    []error
-	drift   []error
-	failed  []string
+	// unchecked objects are created without a dry-run (create.go);
+	// written ones have been applied already.
+	unchecked, written []bool
+	errs               []error
+	drift              []error
+	failed             []string
 }
 
 func (p *plan) add(q *plan) {
 	p.objs = append(p.objs, q.objs...)
 	p.entries = append(p.entries, q.entries...)
+	p.unchecked = append(p.unchecked, q.unchecked...)
+	p.written = append(p.written, q.written...)
 	p.errs = append(p.errs, q.errs...)
 	p.drift = append(p.drift, q.drift...)
 	p.failed = append(p.failed, q.failed...)
@@ -253,6 +270,19 @@ func (p *plan) add(q *plan) {
 
 func drifted(e ssa.ChangeSetEntry) bool {
 	return e.Action == ssa.CreatedAction || e.Action == ssa.ConfiguredAction
+}
+
+// remove takes the objects at the indexes of drop out of p.
+func (p *plan) remove(drop map[int]bool) {
+	keep := func(i int) bool { return !drop[i] }
+	n := 0
+	for i := range p.objs {
+		if keep(i) {
+			p.objs[n], p.entries[n], p.unchecked[n], p.written[n] = p.objs[i], p.entries[i], p.unchecked[i], p.written[i]
+			n++
+		}
+	}
+	p.objs, p.entries, p.unchecked, p.written = p.objs[:n], p.entries[:n], p.unchecked[:n], p.written[:n]
 }
 
 func (p *plan) writes() int {
@@ -273,11 +303,14 @@ func (p *plan) set() object.ObjMetadataSet {
 	return set
 }
 
-// diffAll dry-runs the objects of objs not known converged, in parallel.
-// An object whose dry-run fails is left out of the plan: as drift when
-// foreign says so, otherwise as an error that fails the set.
-func (a *Applier) diffAll(ctx context.Context, objs []*unstructured.Unstructured) *plan {
+// diffAll dry-runs the objects of objs not known converged, in parallel;
+// with create, objects the watches show absent are planned as unchecked
+// creates instead (create.go), and without, they are read all the same. An object whose dry-run fails is left out
+// of the plan: as drift when foreign says so, otherwise as an error that
+// fails the set.
+func (a *Applier) diffAll(ctx context.Context, objs []*unstructured.Unstructured, create bool) *plan {
 	entries := make([]ssa.ChangeSetEntry, len(objs))
+	unchecked := make([]bool, len(objs))
 	errs := make([]error, len(objs))
 	var g errgroup.Group
 	g.SetLimit(a.opts.Concurrency)
@@ -291,8 +324,12 @@ func (a *Applier) diffAll(ctx context.Context, objs []*unstructured.Unstructured
 			entries[i] = e
 			continue
 		}
+		if create && a.unchecked(o) {
+			entries[i], unchecked[i] = entryOf(o, ssa.CreatedAction), true
+			continue
+		}
 		g.Go(func() error {
-			entries[i], errs[i] = a.diffOne(ctx, o.DeepCopy())
+			entries[i], errs[i] = a.diffOne(ctx, o.DeepCopy(), create)
 			return nil
 		})
 	}
@@ -302,6 +339,7 @@ func (a *Applier) diffAll(ctx context.Context, objs []*unstructured.Unstructured
 		switch {
 		case errs[i] == nil:
 			p.objs, p.entries = append(p.objs, o), append(p.entries, entries[i])
+			p.unchecked, p.written = append(p.unchecked, unchecked[i]), append(p.written, false)
 		case a.foreign(o):
 			p.drift = append(p.drift, explain(errs[i]))
 			p.failed = append(p.failed, ssautils.FmtUnstructured(o))
@@ -312,15 +350,19 @@ func (a *Applier) diffAll(ctx context.Context, objs []*unstructured.Unstructured
 	return p
 }
 
-// writeAll applies the drifted objects of p in parallel. An object whose
+// writeAll applies the drifted objects of p in parallel, the unchecked
+// ones first (createAll). An object whose
 // change hits an immutable field, and that may be recreated, goes through
 // ssa's single-object apply, which deletes and recreates it.
 func (a *Applier) writeAll(ctx context.Context, p *plan) error {
+	if err := a.createAll(ctx, p); err != nil {
+		return err
+	}
 	errs := make([]error, len(p.objs))
 	var g errgroup.Group
 	g.SetLimit(a.opts.Concurrency)
 	for i, o := range p.objs {
-		if !drifted(p.entries[i]) {
+		if !drifted(p.entries[i]) || p.written[i] {
 			continue
 		}
 		g.Go(func() error {

@@ -41,7 +41,7 @@ type Stats struct {
 }
 
 // SetWatches lets the applier skip objects the watches show untouched.
-func (a *Applier) SetWatches(w *Watches) { a.watches = w }
+func (a *Applier) SetWatches(w *Watches) { a.watches, a.creates = w, w.creator }
 
 // Stats returns the counts since the applier was made.
 func (a *Applier) Stats() Stats {
@@ -64,8 +64,37 @@ func sum(o *unstructured.Unstructured) string {
 	if err != nil {
 		return ""
 	}
+	return sumOf(data)
+}
+
+func sumOf(data []byte) string {
 	h := sha256.Sum256(data)
 	return hex.EncodeToString(h[:16])
+}
+
+// applied is an object of the last pass that went through, kept as the
+// JSON it was applied as: a third of its size as a map, and read only to
+// correct drift.
+type applied struct {
+	id   object.ObjMetadata
+	sum  string
+	data []byte
+}
+
+func appliedOf(o *unstructured.Unstructured) (applied, error) {
+	data, err := json.Marshal(o.Object)
+	if err != nil {
+		return applied{}, fmt.Errorf("%s: %w", ssautils.FmtUnstructured(o), err)
+	}
+	return applied{id: object.UnstructuredToObjMetadata(o), sum: sumOf(data), data: data}, nil
+}
+
+func (d applied) object() (*unstructured.Unstructured, error) {
+	o := &unstructured.Unstructured{}
+	if err := o.UnmarshalJSON(d.data); err != nil {
+		return nil, fmt.Errorf("%s: %w", d.id, err)
+	}
+	return o, nil
 }
 
 // converged returns o's entry when the watches show it as ferry left it
@@ -113,12 +142,13 @@ func entryOf(o *unstructured.Unstructured, action ssa.Action) ssa.ChangeSetEntry
 }
 
 // diffOne dry-runs o. An object the watches show absent is not read
-// first; one an imperative manager edited is taken over first (takeover).
-func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured) (ssa.ChangeSetEntry, error) {
+// first, unless trustWatch is false (a create found it existing); one an
+// imperative manager edited is taken over first (takeover).
+func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, trustWatch bool) (ssa.ChangeSetEntry, error) {
 	a.stats.asked.Add(1)
 	seen := a.watches.Seen(object.UnstructuredToObjMetadata(o))
 	var live *unstructured.Unstructured
-	if !seen.Known || seen.Exists {
+	if !trustWatch || !seen.Known || seen.Exists {
 		live = &unstructured.Unstructured{}
 		live.SetGroupVersionKind(o.GroupVersionKind())
 		err := a.client.Get(ctx, client.ObjectKeyFromObject(o), live)
@@ -224,19 +254,24 @@ func (a *Applier) foreign(o *unstructured.Unstructured) bool {
 	a.knownMu.Lock()
 	defer a.knownMu.Unlock()
 	prev, ok := a.desired[object.UnstructuredToObjMetadata(o).String()]
-	return ok && sum(prev) == sum(o)
+	return ok && prev.sum == sum(o)
 }
 
 // setDesired records objs as the objects of the last pass that went
 // through, for Correct and foreign.
-func (a *Applier) setDesired(objs []*unstructured.Unstructured) {
-	m := make(map[string]*unstructured.Unstructured, len(objs))
+func (a *Applier) setDesired(objs []*unstructured.Unstructured) error {
+	m := make(map[string]applied, len(objs))
 	for _, o := range objs {
-		m[object.UnstructuredToObjMetadata(o).String()] = o
+		d, err := appliedOf(o)
+		if err != nil {
+			return err
+		}
+		m[d.id.String()] = d
 	}
 	a.knownMu.Lock()
 	defer a.knownMu.Unlock()
 	a.desired = m
+	return nil
 }
 
 // Correct converges one object of the last Apply again: drift a watch
@@ -245,12 +280,17 @@ func (a *Applier) setDesired(objs []*unstructured.Unstructured) {
 func (a *Applier) Correct(ctx context.Context, id object.ObjMetadata) (*ssa.ChangeSet, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.passCreated = nil
 	cs := ssa.NewChangeSet()
 	a.knownMu.Lock()
-	o, ok := a.desired[id.String()]
+	d, ok := a.desired[id.String()]
 	a.knownMu.Unlock()
 	if !ok {
 		return cs, nil
+	}
+	o, err := d.object()
+	if err != nil {
+		return cs, &DriftError{Objects: []string{id.String()}, Errs: []error{err}}
 	}
 	if e, ok := a.converged(o); ok {
 		// The change was ferry's own write, seen before it was remembered.
@@ -258,8 +298,8 @@ func (a *Applier) Correct(ctx context.Context, id object.ObjMetadata) (*ssa.Chan
 		return cs, nil
 	}
 	a.forget(o)
-	p := a.diffAll(ctx, []*unstructured.Unstructured{o})
-	err := a.writeAll(ctx, p)
+	p := a.diffAll(ctx, []*unstructured.Unstructured{o}, true)
+	err = a.writeAll(ctx, p)
 	cs.Append(p.entries)
 	if err = errors.Join(append(append(p.errs, p.drift...), err)...); err != nil {
 		return cs, &DriftError{Objects: []string{ssautils.FmtUnstructured(o)}, Errs: []error{err}}
@@ -280,12 +320,12 @@ func (a *Applier) Settled() bool {
 	if len(a.desired) == 0 {
 		return false
 	}
-	for id, o := range a.desired {
+	for id, d := range a.desired {
 		k, ok := a.known[id]
 		if !ok {
 			return false
 		}
-		seen := a.watches.Seen(object.UnstructuredToObjMetadata(o))
+		seen := a.watches.Seen(d.id)
 		if !seen.Known || !seen.Exists || seen.Fingerprint != k.live {
 			return false
 		}

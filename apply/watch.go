@@ -59,6 +59,8 @@ type Change struct {
 type Watches struct {
 	client metadata.Interface
 	mapper meta.RESTMapper
+	// creator makes the creates the watches show are new (create.go).
+	creator *creator
 
 	mu       sync.Mutex
 	ctx      context.Context
@@ -85,7 +87,11 @@ func NewWatches(cfg *rest.Config, mapper meta.RESTMapper) (*Watches, error) {
 	if err != nil {
 		return nil, fmt.Errorf("watches: %w", err)
 	}
-	return &Watches{client: c, mapper: mapper, watches: map[watchKey]*watch{}}, nil
+	cr, err := newCreator(cfg, mapper)
+	if err != nil {
+		return nil, err
+	}
+	return &Watches{client: c, mapper: mapper, creator: cr, watches: map[watchKey]*watch{}}, nil
 }
 
 // Start lets Ensure start watches, which end with ctx.

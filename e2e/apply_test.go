@@ -4,16 +4,19 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fluxcd/pkg/ssa"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"ferry.dev/ferry/apply"
+	fcluster "ferry.dev/ferry/cluster"
 )
 
 func kubeClient(t *testing.T) client.Client {
@@ -229,4 +232,125 @@ func metav1ObjectMeta(ns, name string) metav1.ObjectMeta {
 
 func namespaceObject(name string) *corev1.Namespace {
 	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+}
+
+// watchedApplier is an applier with watches, as ferry run makes it, whose
+// requests count on the returned counter.
+func watchedApplier(t *testing.T, env, ns string) (*apply.Applier, *fcluster.Counter) {
+	t.Helper()
+	counter := &fcluster.Counter{}
+	cfg := counter.Wrap(rest.CopyConfig(cluster.Config))
+	c, err := fcluster.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := apply.DefaultOptions()
+	opts.Environment, opts.DefaultNamespace = env, ns
+	a := apply.New(c, opts)
+	ws, err := apply.NewWatches(cfg, c.RESTMapper())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.Start(t.Context())
+	a.SetWatches(ws)
+	return a, counter
+}
+
+// TestApplyCreatesNewObjectsWithOneRequest: objects the watches show
+// absent cost one request each, no dry-run, and come out as git has them.
+func TestApplyCreatesNewObjectsWithOneRequest(t *testing.T) {
+	ns := newNamespace(t)
+	a, counter := watchedApplier(t, "creates", ns)
+	// The watches of a kind start with its first pass; this one makes them.
+	svc := func(name string) string {
+		return "apiVersion: v1\nkind: Service\nmetadata:\n  name: " + name + "\nspec:\n  clusterIP: None\n  selector: {app: web}\n  ports: [{port: 80}]\n"
+	}
+	if _, err := a.Apply(t.Context(), objects(t, configMap("first", "1"), svc("first"))); err != nil {
+		t.Fatal(err)
+	}
+	var docs []string
+	for i := range 20 {
+		docs = append(docs, configMap(fmt.Sprintf("new-%02d", i), "1"))
+	}
+	docs = append(docs, svc("web"))
+	// why a sleep: the watches take in the first pass's writes, so that
+	// the pass below knows those objects converged without asking.
+	time.Sleep(time.Second)
+	before := counter.Load()
+	cs, err := a.Apply(t.Context(), objects(t, append(docs, configMap("first", "1"), svc("first"))...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := counter.Load() - before; n > 21 {
+		t.Fatalf("creating 21 new objects took %d requests, want 21", n)
+	}
+	for name, action := range actions(cs) {
+		if want := ssa.CreatedAction; name != "first" && action != want {
+			t.Fatalf("%s: %s, want %s", name, action, want)
+		}
+	}
+	cm, ok := getCM(t, kubeClient(t), ns, "new-07")
+	if !ok || cm.Data["value"] != "1" || cm.Labels[apply.OwnerLabel] != "creates" {
+		t.Fatalf("new-07 = %+v, want git's data and ferry's owner label", cm)
+	}
+}
+
+// TestApplyUndoesTheCreatesOfAFailedPass: when a new object is refused,
+// the objects the pass created are deleted again and nothing else is
+// written. The undo refuses to delete what the pass did not create: an
+// object ferry applied before, and one someone else made that the watches
+// cannot see (no owner label), which the create found existing.
+func TestApplyUndoesTheCreatesOfAFailedPass(t *testing.T) {
+	ctx := t.Context()
+	ns := newNamespace(t)
+	c := kubeClient(t)
+	a, _ := watchedApplier(t, "undo", ns)
+	if _, err := a.Apply(ctx, objects(t, configMap("kept", "1"))); err != nil {
+		t.Fatal(err)
+	}
+	theirs := &corev1.ConfigMap{ObjectMeta: metav1ObjectMeta(ns, "theirs"), Data: map[string]string{"value": "theirs"}}
+	if err := c.Create(ctx, theirs); err != nil {
+		t.Fatal(err)
+	}
+	_, err := a.Apply(ctx, objects(t,
+		configMap("kept", "2"),
+		configMap("theirs", "ferry's"),
+		configMap("new-a", "1"),
+		"apiVersion: v1\nkind: Service\nmetadata:\n  name: new-svc\nspec:\n  clusterIP: None\n  selector: {app: web}\n  ports: [{port: 80}]\n",
+		// A data key may not hold a space: the API server refuses it.
+		"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\ndata:\n  bad key: x\n",
+	))
+	if err == nil {
+		t.Fatal("a pass with an invalid new object succeeded")
+	}
+	if !strings.Contains(err.Error(), "bad") || !strings.Contains(err.Error(), "deleted again") {
+		t.Fatalf("error does not name the refused object and the undo: %v", err)
+	}
+	for _, name := range []string{"new-a", "bad"} {
+		if _, ok := getCM(t, c, ns, name); ok {
+			t.Fatalf("%s, created by the failed pass, is still there", name)
+		}
+	}
+	svc := &corev1.Service{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "new-svc"}, svc); !apierrors.IsNotFound(err) {
+		t.Fatalf("new-svc, created by the failed pass, is still there (err=%v)", err)
+	}
+	if cm, ok := getCM(t, c, ns, "kept"); !ok || cm.Data["value"] != "1" {
+		t.Fatalf("kept = %+v, want it there and unwritten (value 1)", cm)
+	}
+	if cm, ok := getCM(t, c, ns, "theirs"); !ok || cm.Data["value"] != "theirs" {
+		t.Fatalf("theirs = %+v, want it there and unwritten", cm)
+	}
+	// The same set without the invalid object goes through: the existing
+	// objects the checked way, the new ones created.
+	cs, err := a.Apply(ctx, objects(t, configMap("kept", "2"), configMap("theirs", "ferry's"), configMap("new-a", "1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(cs); got["kept"] != ssa.ConfiguredAction || got["theirs"] != ssa.ConfiguredAction || got["new-a"] != ssa.CreatedAction {
+		t.Fatalf("actions %v, want kept and theirs configured, new-a created", got)
+	}
+	if cm, _ := getCM(t, c, ns, "theirs"); cm.Data["value"] != "ferry's" {
+		t.Fatalf("theirs = %v after a pass that applies it", cm.Data)
+	}
 }

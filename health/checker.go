@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
@@ -32,18 +33,30 @@ type Checker struct {
 	reader client.Reader
 	mapper meta.RESTMapper
 	http   *http.Client
-	// changes, when set, says that a watched object or pod changed: Check
-	// looks again at once instead of at its next interval.
-	changes <-chan struct{}
+	// changes, when set, says what watched objects and pods changed: Check
+	// looks at those again at once instead of at its next interval.
+	changes Changes
 }
 
-// SetChanges makes Check look again whenever ch receives, so that a status
-// change decides the verdict without waiting for a polling interval. The
-// interval then only backs up the watches (watchedInterval), unless HTTP
-// checks need it.
-func (c *Checker) SetChanges(ch <-chan struct{}) { c.changes = ch }
+// Changes is what watches tell a Checker.
+type Changes interface {
+	// Wake receives when something changed.
+	Wake() <-chan struct{}
+	// Changed returns, and forgets, the objects that changed since it was
+	// last called, and the namespaces where pods changed.
+	Changed() (objects map[object.ObjMetadata]bool, podNamespaces map[string]bool)
+}
 
-// watchedInterval is how often Check polls when watches wake it.
+// SetChanges makes Check look again whenever ch wakes it, so that a status
+// change decides the verdict without waiting for a polling interval. Such
+// a look reads only the objects that changed, and those not Current yet:
+// an object the watches show unchanged is as it was. The interval then
+// only backs up the watches (watchedInterval), reading every object,
+// unless HTTP checks need it.
+func (c *Checker) SetChanges(ch Changes) { c.changes = ch }
+
+// watchedInterval is how often Check reads every object when watches wake
+// it.
 const watchedInterval = 10 * time.Second
 
 // debounce gathers the changes of one status update (an object and its
@@ -107,8 +120,14 @@ func (c *Checker) Check(ctx context.Context, objs object.ObjMetadataSet, opts Op
 	}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
+	var wakes <-chan struct{}
+	if c.changes != nil {
+		wakes = c.changes.Wake()
+	}
+	var obs []observation
+	full := true
 	for {
-		obs := c.poll(ctx, objs, checks, versions, max(opts.Interval, minPollTimeout))
+		obs = c.look(ctx, objs, obs, full, checks, versions, max(opts.Interval, minPollTimeout))
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("health check of %d objects: %w", len(objs), err)
 		}
@@ -122,16 +141,18 @@ func (c *Checker) Check(ctx context.Context, objs object.ObjMetadataSet, opts Op
 			return v, nil
 		}
 		wake := time.NewTimer(time.Until(p.wake()))
+		full = c.changes == nil
 		select {
 		case <-ctx.Done():
 			wake.Stop()
 			return nil, fmt.Errorf("health check of %d objects: %w", len(objs), ctx.Err())
 		case <-ticker.C:
+			full = true
 		case <-wake.C:
-		case <-c.changes:
+		case <-wakes:
 			time.Sleep(debounce) // why a sleep: one look for a burst of changes
 			select {
-			case <-c.changes:
+			case <-wakes:
 			default:
 			}
 		}
@@ -147,6 +168,35 @@ type observation struct {
 	pods []corev1.Pod
 	// err is a read or judging error; status is then Unknown.
 	err error
+}
+
+// look observes objs: every one when full (or when there is nothing
+// before), otherwise only those that changed since before, as the watches
+// say, and those that were not Current and clean before. The rest keep
+// their observation from before.
+func (c *Checker) look(ctx context.Context, objs object.ObjMetadataSet, before []observation, full bool, checks map[schema.GroupKind]*Check,
+	versions map[schema.GroupKind]schema.GroupVersionKind, timeout time.Duration) []observation {
+	var changed map[object.ObjMetadata]bool
+	var pods map[string]bool
+	if c.changes != nil {
+		changed, pods = c.changes.Changed()
+	}
+	if full || len(before) != len(objs) {
+		return c.poll(ctx, objs, checks, versions, timeout)
+	}
+	var again object.ObjMetadataSet
+	var at []int
+	for i, id := range objs {
+		b := before[i]
+		if b.err != nil || b.status.Status != status.CurrentStatus || changed[id] || (pods[id.Namespace] && kinds[id.GroupKind].pods != nil) {
+			again, at = append(again, id), append(at, i)
+		}
+	}
+	out := slices.Clone(before)
+	for j, o := range c.poll(ctx, again, checks, versions, timeout) {
+		out[at[j]] = o
+	}
+	return out
 }
 
 // poll observes every object once, pollConcurrency at a time, within

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -279,4 +280,82 @@ func equal[T comparable](a, b []T) bool {
 		}
 	}
 	return true
+}
+
+// changesFake is what watches tell a Checker, set by the test.
+type changesFake struct {
+	wake    chan struct{}
+	mu      sync.Mutex
+	changed map[object.ObjMetadata]bool
+}
+
+func (f *changesFake) Wake() <-chan struct{} { return f.wake }
+
+func (f *changesFake) Changed() (map[object.ObjMetadata]bool, map[string]bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.changed
+	f.changed = map[object.ObjMetadata]bool{}
+	return c, nil
+}
+
+// TestCheckLooksAgainOnlyAtWhatChanged: woken by the watches, a check
+// reads the objects that changed and those not Current yet; a Current
+// object the watches show unchanged is not read again.
+func TestCheckLooksAgainOnlyAtWhatChanged(t *testing.T) {
+	var mu sync.Mutex
+	gets := map[string]int{}
+	counting := &interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+		mu.Lock()
+		gets[key.Name]++
+		mu.Unlock()
+		return c.Get(ctx, key, obj, opts...)
+	}}
+	read := func(name string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return gets[name]
+	}
+	kc := newFakeClient(counting, webObjects(deployment(rolling))...)
+	c := NewChecker(kc)
+	ch := &changesFake{wake: make(chan struct{}, 1), changed: map[object.ObjMetadata]bool{}}
+	c.SetChanges(ch)
+	done := make(chan *Verdict, 1)
+	go func() {
+		v, err := c.Check(t.Context(), object.ObjMetadataSet{webID, configID}, fastOptions(5*time.Second, 0))
+		if err != nil {
+			t.Error(err)
+		}
+		done <- v
+	}()
+	for read("web") == 0 || read("settings") == 0 {
+		time.Sleep(5 * time.Millisecond) // why a sleep: waiting for the first look
+	}
+	// The rollout goes on: the watches see web change, again and again.
+	for i := range 3 {
+		ch.mu.Lock()
+		ch.changed[webID] = true
+		ch.mu.Unlock()
+		ch.wake <- struct{}{}
+		for read("web") < i+2 {
+			time.Sleep(5 * time.Millisecond) // why a sleep: waiting for the look it woke
+		}
+	}
+	if err := kc.Status().Update(t.Context(), deployment()); err != nil {
+		t.Fatal(err)
+	}
+	ch.mu.Lock()
+	ch.changed[webID] = true
+	ch.mu.Unlock()
+	ch.wake <- struct{}{}
+	v := <-done
+	if v == nil || v.Outcome != Healthy {
+		t.Fatalf("verdict %+v, want Healthy", v)
+	}
+	if n := read("settings"); n != 1 {
+		t.Fatalf("the unchanged, Current ConfigMap was read %d times, want once", n)
+	}
+	if n := read("web"); n != 5 {
+		t.Fatalf("the changing Deployment was read %d times, want 5: one per look", n)
+	}
 }

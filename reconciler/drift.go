@@ -45,8 +45,12 @@ type drift struct {
 	// runs in this process; nil while it does not (its Lease is held
 	// elsewhere).
 	queue workqueue.TypedRateLimitingInterface[object.ObjMetadata]
-	// namespaces are those whose pods the running verification reads.
-	namespaces map[string]bool
+	// namespaces are those whose pods the running verification reads;
+	// nil while none runs. changed and podsChanged are what changed since
+	// the verification last asked (Changed).
+	namespaces  map[string]bool
+	changed     map[object.ObjMetadata]bool
+	podsChanged map[string]bool
 	suspended  bool
 	// last is when each object was last corrected, and failed the error
 	// each last failed with (the worker's own).
@@ -69,13 +73,20 @@ func newDrift() *drift {
 // goes to the queue; anything a verification reads wakes it.
 func (r *Reconciler) onChange(c apply.Change) {
 	d := r.drift
+	own := c.Owner == r.env.Name
 	d.mu.Lock()
-	q, suspended, readsPods := d.queue, d.suspended, d.namespaces[c.ID.Namespace]
+	q, suspended, verifying, readsPods := d.queue, d.suspended, d.namespaces != nil, d.namespaces[c.ID.Namespace]
+	switch {
+	case verifying && own:
+		d.changed[c.ID] = true
+	case c.Owner == "" && readsPods:
+		d.podsChanged[c.ID.Namespace] = true
+	}
 	d.mu.Unlock()
-	if q != nil && c.Owner == r.env.Name && !c.Status && !suspended && !r.applier.Untouched(c) {
+	if q != nil && own && !c.Status && !suspended && !r.applier.Untouched(c) {
 		q.AddRateLimited(c.ID)
 	}
-	if c.Owner == r.env.Name || (c.Owner == "" && readsPods) {
+	if own || (c.Owner == "" && readsPods) {
 		select {
 		case d.wake <- struct{}{}:
 		default:
@@ -89,6 +100,18 @@ func (d *drift) verifying(namespaces map[string]bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.namespaces = namespaces
+	d.changed, d.podsChanged = map[object.ObjMetadata]bool{}, map[string]bool{}
+}
+
+// Wake and Changed tell the health check what changed (health.Changes).
+func (d *drift) Wake() <-chan struct{} { return d.wake }
+
+func (d *drift) Changed() (map[object.ObjMetadata]bool, map[string]bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	changed, pods := d.changed, d.podsChanged
+	d.changed, d.podsChanged = map[object.ObjMetadata]bool{}, map[string]bool{}
+	return changed, pods
 }
 
 func (d *drift) setSuspended(s bool) {

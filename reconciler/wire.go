@@ -237,7 +237,7 @@ func (w *wiring) reconciler(ctx context.Context, name string, renderer *render.R
 	}
 	r.watches = watches
 	r.applier.SetWatches(watches)
-	r.checker.SetChanges(r.drift.wake)
+	r.checker.SetChanges(r.drift)
 	watches.OnChange(r.onChange)
 	// The key Secret is ferry's, in ferry's namespace: read with ferry's
 	// own client, as the state is.

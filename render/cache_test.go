@@ -3,6 +3,7 @@ package render
 import (
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestRenderCache(t *testing.T) {
@@ -186,5 +187,33 @@ func TestRenderConcurrent(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// TestRenderBuildsWaitForASlot: with every build slot taken, a rendering
+// waits, and its deadline counts from its own build's start, not from the
+// wait.
+func TestRenderBuildsWaitForASlot(t *testing.T) {
+	opts := DefaultOptions()
+	opts.Builds, opts.Limits.Timeout = 1, 300*time.Millisecond
+	r := NewRenderer(opts)
+	tree := commitFiles(t, overlayRepo)
+	r.slots <- struct{}{} // another environment's build holds the only slot
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Render(t.Context(), tree, "envs/staging")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("rendered while the only slot was taken (err=%v)", err)
+	case <-time.After(2 * time.Second): // why a sleep: past the rendering's timeout and its grace second
+	}
+	if n := r.builds.Load(); n != 0 {
+		t.Fatalf("builds = %d while the only slot was taken, want 0", n)
+	}
+	<-r.slots
+	if err := <-done; err != nil {
+		t.Fatalf("a rendering that waited for its slot failed: %v", err)
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"runtime"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +24,10 @@ type Options struct {
 	// Limits bound each rendering of [Renderer.Render]; zero fields take
 	// their [DefaultLimits].
 	Limits Limits
+	// Builds bounds the renderings built at once (default GOMAXPROCS). A
+	// build is CPU-bound: more at once finish no sooner, and each holds
+	// its whole rendering in memory several times over while it runs.
+	Builds int
 }
 
 // DefaultOptions returns the options ferry runs with: a cache of 64
@@ -63,11 +69,20 @@ type Renderer struct {
 	cache   *lru
 	flights singleflight.Group
 	builds  atomic.Int64 // renderings built, not served from the cache
+	// slots bound the builds that run at once; started holds when each
+	// build got its slot, by cache key (zero while it waits for one).
+	slots     chan struct{}
+	startedMu sync.Mutex
+	started   map[string]time.Time
 }
 
 // NewRenderer returns a Renderer with opts.
 func NewRenderer(opts Options) *Renderer {
-	return &Renderer{cache: newLRU(opts.CacheSize), limits: opts.Limits.orDefault()}
+	if opts.Builds < 1 {
+		opts.Builds = runtime.GOMAXPROCS(0)
+	}
+	return &Renderer{cache: newLRU(opts.CacheSize), limits: opts.Limits.orDefault(),
+		slots: make(chan struct{}, opts.Builds), started: map[string]time.Time{}}
 }
 
 // Render builds dir, a slash path relative to the repository root (say
@@ -153,6 +168,7 @@ func (r *Renderer) RenderWith(ctx context.Context, tree *object.Tree, dir string
 		if res, ok := r.cache.get(key); ok {
 			return res, nil
 		}
+		defer r.slot(key.String())()
 		res, err := r.build(tree, rel, limits, in.Keys)
 		if err != nil {
 			return nil, err
@@ -160,22 +176,62 @@ func (r *Renderer) RenderWith(ctx context.Context, tree *object.Tree, dir string
 		r.cache.add(key, res)
 		return res, nil
 	})
+	// The deadline counts from the build's start: a build waiting for a
+	// slot behind other environments' has not used its time.
 	deadline := time.NewTimer(limits.Timeout + time.Second)
 	defer deadline.Stop()
-	select {
-	case <-ctx.Done():
-		return nil, fmt.Errorf("%s render: %w", displayDir(rel), ctx.Err())
-	case <-deadline.C:
-		return nil, fmt.Errorf("%s render: %w: the rendering ran past its deadline of %s (limits.renderTimeout)", displayDir(rel), ErrLimit, limits.Timeout)
-	case out := <-ch:
-		if out.Err != nil {
-			return nil, fmt.Errorf("%s render: %w", displayDir(rel), out.Err)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s render: %w", displayDir(rel), ctx.Err())
+		case <-deadline.C:
+			if wait := r.remaining(key.String(), limits.Timeout+time.Second); wait > 0 {
+				deadline.Reset(wait)
+				continue
+			}
+			return nil, fmt.Errorf("%s render: %w: the rendering ran past its deadline of %s (limits.renderTimeout)", displayDir(rel), ErrLimit, limits.Timeout)
+		case out := <-ch:
+			if out.Err != nil {
+				return nil, fmt.Errorf("%s render: %w", displayDir(rel), out.Err)
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("%s render: %w", displayDir(rel), err)
+			}
+			return out.Val.(*Result).clone(), nil
 		}
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("%s render: %w", displayDir(rel), err)
-		}
-		return out.Val.(*Result).clone(), nil
 	}
+}
+
+// slot waits for a build slot for key and returns its release.
+func (r *Renderer) slot(key string) func() {
+	r.startedMu.Lock()
+	r.started[key] = time.Time{} // queued
+	r.startedMu.Unlock()
+	r.slots <- struct{}{}
+	r.startedMu.Lock()
+	r.started[key] = time.Now()
+	r.startedMu.Unlock()
+	return func() {
+		r.startedMu.Lock()
+		delete(r.started, key)
+		r.startedMu.Unlock()
+		<-r.slots
+	}
+}
+
+// remaining is how much of timeout the build of key has left: all of it
+// while it waits for a slot, none once it has ended.
+func (r *Renderer) remaining(key string, timeout time.Duration) time.Duration {
+	r.startedMu.Lock()
+	defer r.startedMu.Unlock()
+	at, ok := r.started[key]
+	switch {
+	case !ok:
+		return 0
+	case at.IsZero():
+		return timeout // queued behind other builds
+	}
+	return time.Until(at.Add(timeout))
 }
 
 // cleanDir turns the directory asked for into a cleaned repository-relative
