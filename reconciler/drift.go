@@ -51,7 +51,7 @@ type drift struct {
 	namespaces  map[string]bool
 	changed     map[object.ObjMetadata]bool
 	podsChanged map[string]bool
-	suspended  bool
+	suspended   bool
 	// last is when each object was last corrected, and failed the error
 	// each last failed with (the worker's own).
 	last   map[object.ObjMetadata]time.Time
