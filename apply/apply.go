@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -73,9 +74,9 @@ type Applier struct {
 	rm     *ssa.ResourceManager
 	opts   Options
 	// watches, when set, tell which objects someone else touched (known.go);
-	// creates then makes the objects they show absent (create.go).
+	// writer then makes the writes (create.go).
 	watches *Watches
-	creates *creator
+	writer  *writer
 	// passCreated are the objects the running pass created (under mu).
 	passCreated []*created
 	// mu makes passes (Apply, Correct) one at a time.
@@ -305,9 +306,9 @@ func (p *plan) set() object.ObjMetadataSet {
 
 // diffAll dry-runs the objects of objs not known converged, in parallel;
 // with create, objects the watches show absent are planned as unchecked
-// creates instead (create.go), and without, they are read all the same. An object whose dry-run fails is left out
-// of the plan: as drift when foreign says so, otherwise as an error that
-// fails the set.
+// creates instead (create.go), and without, they are read all the same.
+// An object whose dry-run fails is left out of the plan: as drift when
+// foreign says so, otherwise as an error that fails the set.
 func (a *Applier) diffAll(ctx context.Context, objs []*unstructured.Unstructured, create bool) *plan {
 	entries := make([]ssa.ChangeSetEntry, len(objs))
 	unchecked := make([]bool, len(objs))
@@ -366,13 +367,7 @@ func (a *Applier) writeAll(ctx context.Context, p *plan) error {
 			continue
 		}
 		g.Go(func() error {
-			written := o.DeepCopy()
-			err := a.client.Patch(ctx, written, client.Apply, client.ForceOwnership, client.FieldOwner(FieldManager))
-			if err == nil {
-				a.remember(o, written)
-			} else {
-				a.forget(o)
-			}
+			err := a.write(ctx, o)
 			if err != nil && ssaerrors.IsImmutableError(err) {
 				_, err = a.rm.Apply(ctx, o.DeepCopy(), a.applyOptions(o))
 			}
@@ -384,6 +379,25 @@ func (a *Applier) writeAll(ctx context.Context, p *plan) error {
 	}
 	_ = g.Wait()
 	return errors.Join(errs...)
+}
+
+// write applies o, forced, and remembers the live object it left.
+func (a *Applier) write(ctx context.Context, o *unstructured.Unstructured) error {
+	var live metav1.Object
+	var err error
+	if a.writer != nil {
+		live, _, err = a.writer.apply(ctx, o, false)
+	} else {
+		written := o.DeepCopy()
+		err = a.client.Patch(ctx, written, client.Apply, client.ForceOwnership, client.FieldOwner(FieldManager))
+		live = written
+	}
+	if err != nil {
+		a.forget(o)
+		return err
+	}
+	a.remember(o, live)
+	return nil
 }
 
 // dependsOnNew splits objs into those that can be dry-run now and those

@@ -51,7 +51,7 @@ var createKinds = map[string]bool{
 // createKinds, no definition, and shown absent by a synced watch while
 // the applier has not written it itself (a watch may lag its own write).
 func (a *Applier) unchecked(o *unstructured.Unstructured) bool {
-	if a.creates == nil {
+	if a.writer == nil {
 		return false
 	}
 	gvk := o.GroupVersionKind()
@@ -75,22 +75,24 @@ func (a *Applier) unchecked(o *unstructured.Unstructured) bool {
 // write a cluster's store makes).
 const createOnly = "1"
 
-// creator sends server-side applies that only create, and whose answer
-// says so. The answer is the object's metadata only.
-type creator struct {
+// writer sends server-side applies whose answer is the object's metadata
+// only, with the status code that says whether the apply created it:
+// less for the API server to encode and for ferry to decode than the
+// whole object, and all that ferry keeps of it (remember).
+type writer struct {
 	rest   rest.Interface
 	mapper meta.RESTMapper
 }
 
-func newCreator(cfg *rest.Config, mapper meta.RESTMapper) (*creator, error) {
+func newWriter(cfg *rest.Config, mapper meta.RESTMapper) (*writer, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.APIPath, cfg.GroupVersion = "/", &metav1.SchemeGroupVersion
 	cfg.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
 	rc, err := rest.UnversionedRESTClientFor(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("creates: %w", err)
+		return nil, fmt.Errorf("writes: %w", err)
 	}
-	return &creator{rest: rc, mapper: mapper}, nil
+	return &writer{rest: rc, mapper: mapper}, nil
 }
 
 // created is an object a pass's request created.
@@ -99,11 +101,11 @@ type created struct {
 	uid types.UID
 }
 
-// create applies o with ferry's field manager, forced, as writeAll does,
-// but only if it does not exist: an existing object is a conflict error.
-// It returns the new object's metadata, and whether the API server said
+// apply applies o with ferry's field manager, forced; with onlyCreate,
+// only if it does not exist: an existing object is then a conflict error.
+// It returns the live object's metadata, and whether the API server said
 // it created it.
-func (c *creator) create(ctx context.Context, o *unstructured.Unstructured) (*metav1.PartialObjectMetadata, bool, error) {
+func (c *writer) apply(ctx context.Context, o *unstructured.Unstructured, onlyCreate bool) (*metav1.PartialObjectMetadata, bool, error) {
 	gvk := o.GroupVersionKind()
 	mapping, err := c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err != nil {
@@ -117,8 +119,10 @@ func (c *creator) create(ctx context.Context, o *unstructured.Unstructured) (*me
 		path = append(path, "namespaces", o.GetNamespace())
 	}
 	path = append(path, mapping.Resource.Resource, o.GetName())
-	o = o.DeepCopy()
-	o.SetResourceVersion(createOnly)
+	if onlyCreate {
+		o = o.DeepCopy()
+		o.SetResourceVersion(createOnly)
+	}
 	body, err := json.Marshal(o.Object)
 	if err != nil {
 		return nil, false, err
@@ -161,7 +165,7 @@ func (a *Applier) createAll(ctx context.Context, p *plan) error {
 	for n, i := range idx {
 		o := p.objs[i]
 		g.Go(func() error {
-			live, isNew, err := a.creates.create(ctx, o)
+			live, isNew, err := a.writer.apply(ctx, o, true)
 			switch {
 			case kerrors.IsConflict(err):
 				exists[n] = true

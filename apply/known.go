@@ -41,7 +41,7 @@ type Stats struct {
 }
 
 // SetWatches lets the applier skip objects the watches show untouched.
-func (a *Applier) SetWatches(w *Watches) { a.watches, a.creates = w, w.creator }
+func (a *Applier) SetWatches(w *Watches) { a.watches, a.writer = w, w.writer }
 
 // Stats returns the counts since the applier was made.
 func (a *Applier) Stats() Stats {

@@ -59,8 +59,8 @@ type Change struct {
 type Watches struct {
 	client metadata.Interface
 	mapper meta.RESTMapper
-	// creator makes the creates the watches show are new (create.go).
-	creator *creator
+	// writer makes the applier's writes (create.go).
+	writer *writer
 
 	mu       sync.Mutex
 	ctx      context.Context
@@ -87,11 +87,11 @@ func NewWatches(cfg *rest.Config, mapper meta.RESTMapper) (*Watches, error) {
 	if err != nil {
 		return nil, fmt.Errorf("watches: %w", err)
 	}
-	cr, err := newCreator(cfg, mapper)
+	wr, err := newWriter(cfg, mapper)
 	if err != nil {
 		return nil, err
 	}
-	return &Watches{client: c, mapper: mapper, creator: cr, watches: map[watchKey]*watch{}}, nil
+	return &Watches{client: c, mapper: mapper, writer: wr, watches: map[watchKey]*watch{}}, nil
 }
 
 // Start lets Ensure start watches, which end with ctx.
