@@ -2,7 +2,10 @@ package render
 
 import (
 	"container/list"
+	"slices"
 	"sync"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/go-git/go-git/v5/plumbing"
 )
@@ -39,7 +42,7 @@ type lru struct {
 
 type lruEntry struct {
 	key cacheKey
-	res *Result
+	res *stored
 }
 
 // newLRU returns a cache of size entries, or nil when size < 1.
@@ -50,9 +53,8 @@ func newLRU(size int) *lru {
 	return &lru{size: size, order: list.New(), items: map[cacheKey]*list.Element{}}
 }
 
-// get returns the cached rendering for k. The result is shared: callers must
-// copy it before handing it out.
-func (c *lru) get(k cacheKey) (*Result, bool) {
+// get returns the cached rendering for k.
+func (c *lru) get(k cacheKey) (*stored, bool) {
 	if c == nil {
 		return nil, false
 	}
@@ -67,7 +69,7 @@ func (c *lru) get(k cacheKey) (*Result, bool) {
 }
 
 // add caches res under k, dropping the least recently used entry when full.
-func (c *lru) add(k cacheKey, res *Result) {
+func (c *lru) add(k cacheKey, res *stored) {
 	if c == nil {
 		return
 	}
@@ -84,4 +86,38 @@ func (c *lru) add(k cacheKey, res *Result) {
 		c.order.Remove(last)
 		delete(c.items, last.Value.(*lruEntry).key)
 	}
+}
+
+// stored is a rendering as the cache keeps it: each object as its JSON, a
+// third of its size as a map and nothing for the collector to scan. Every
+// caller gets objects of its own, decoded from it.
+type stored struct {
+	objs   [][]byte
+	files  []string
+	digest string
+}
+
+func store(r *Result) (*stored, error) {
+	s := &stored{objs: make([][]byte, len(r.Objects)), files: r.Files, digest: r.Digest}
+	for i, o := range r.Objects {
+		data, err := o.MarshalJSON()
+		if err != nil {
+			return nil, err
+		}
+		s.objs[i] = data
+	}
+	return s, nil
+}
+
+// result decodes s into a Result of the caller's own.
+func (s *stored) result() (*Result, error) {
+	objs := make([]*unstructured.Unstructured, len(s.objs))
+	for i, data := range s.objs {
+		o, err := objectFromJSON(data)
+		if err != nil {
+			return nil, err
+		}
+		objs[i] = o
+	}
+	return &Result{Objects: objs, Files: slices.Clone(s.files), Digest: s.digest}, nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,15 +49,6 @@ type Result struct {
 	// any content change and with nothing else (not key order, not object
 	// order).
 	Digest string
-}
-
-// clone deep-copies r, so that no caller can change a cached rendering.
-func (r *Result) clone() *Result {
-	objs := make([]*unstructured.Unstructured, len(r.Objects))
-	for i, o := range r.Objects {
-		objs[i] = o.DeepCopy()
-	}
-	return &Result{Objects: objs, Files: slices.Clone(r.Files), Digest: r.Digest}
 }
 
 // Renderer renders directories of git trees and caches the renderings. It is
@@ -161,7 +151,7 @@ func (r *Renderer) RenderWith(ctx context.Context, tree *object.Tree, dir string
 	}
 	key := cacheKey{tree: tree.Hash, dir: rel, limits: limits.String(), keys: in.Keys.cacheID()}
 	if res, ok := r.cache.get(key); ok {
-		return res.clone(), nil
+		return decoded(rel, res)
 	}
 	ch := r.flights.DoChan(key.String(), func() (any, error) {
 		// Another flight may have filled the cache since the check above.
@@ -173,8 +163,12 @@ func (r *Renderer) RenderWith(ctx context.Context, tree *object.Tree, dir string
 		if err != nil {
 			return nil, err
 		}
-		r.cache.add(key, res)
-		return res, nil
+		st, err := store(res)
+		if err != nil {
+			return nil, err
+		}
+		r.cache.add(key, st)
+		return st, nil
 	})
 	// The deadline counts from the build's start: a build waiting for a
 	// slot behind other environments' has not used its time.
@@ -197,9 +191,18 @@ func (r *Renderer) RenderWith(ctx context.Context, tree *object.Tree, dir string
 			if err := ctx.Err(); err != nil {
 				return nil, fmt.Errorf("%s render: %w", displayDir(rel), err)
 			}
-			return out.Val.(*Result).clone(), nil
+			return decoded(rel, out.Val.(*stored))
 		}
 	}
+}
+
+// decoded is a stored rendering of dir, decoded for one caller.
+func decoded(dir string, st *stored) (*Result, error) {
+	res, err := st.result()
+	if err != nil {
+		return nil, fmt.Errorf("%s render: %w", displayDir(dir), err)
+	}
+	return res, nil
 }
 
 // slot waits for a build slot for key and returns its release.
