@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"ferry.dev/ferry/apply"
@@ -243,24 +241,9 @@ spec:
 // at all, counted by a round-tripper on its client; after one object is
 // edited by hand, only that object is asked about.
 func TestNoOpReconcileMakesNoRequestPerObject(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
+	ctx := t.Context()
 	ns := newNamespace(t)
-	counter := &fcluster.Counter{}
-	cfg := counter.Wrap(rest.CopyConfig(cluster.Config))
-	c, err := fcluster.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := apply.DefaultOptions()
-	opts.Environment, opts.DefaultNamespace = "noop", ns
-	a := apply.New(c, opts)
-	ws, err := apply.NewWatches(cfg, c.RESTMapper())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ws.Start(ctx)
-	a.SetWatches(ws)
+	a, counter := watchedApplier(t, "noop", ns)
 	var docs []string
 	for i := range 300 {
 		docs = append(docs, configMap(fmt.Sprintf("cm-%03d", i), "1"))
