@@ -126,6 +126,11 @@ func (a *Applier) Prepare(objs []*unstructured.Unstructured) ([]*unstructured.Un
 	out := make([]*unstructured.Unstructured, 0, len(objs))
 	var errs []error
 	for _, o := range objs {
+		ns, err := a.namespaceOf(o, objs)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		o = o.DeepCopy()
 		labels := o.GetLabels()
 		if labels == nil {
@@ -133,23 +138,49 @@ func (a *Applier) Prepare(objs []*unstructured.Unstructured) ([]*unstructured.Un
 		}
 		labels[OwnerLabel] = a.opts.Environment
 		o.SetLabels(labels)
-		if o.GetNamespace() == "" {
-			namespaced, err := a.isNamespaced(o, objs)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", ssautils.FmtUnstructured(o), err))
-				continue
-			}
-			if namespaced {
-				if a.opts.DefaultNamespace == "" {
-					errs = append(errs, fmt.Errorf("%s: namespaced object without a namespace, and the environment sets no default namespace", ssautils.FmtUnstructured(o)))
-					continue
-				}
-				o.SetNamespace(a.opts.DefaultNamespace)
-			}
-		}
+		o.SetNamespace(ns)
 		out = append(out, o)
 	}
 	return out, errors.Join(errs...)
+}
+
+// Inventory is the inventory Apply would record for objs: their IDs as
+// Prepare leaves them, without copying them.
+func (a *Applier) Inventory(objs []*unstructured.Unstructured) (Inventory, error) {
+	cs := ssa.NewChangeSet()
+	var errs []error
+	for _, o := range objs {
+		ns, err := a.namespaceOf(o, objs)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		id := object.UnstructuredToObjMetadata(o)
+		id.Namespace = ns
+		cs.Add(ssa.ChangeSetEntry{ObjMetadata: id, GroupVersion: o.GroupVersionKind().Version, Action: ssa.UnknownAction})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return InventoryOf(cs), nil
+}
+
+// namespaceOf is o's namespace once prepared: its own, or the default
+// namespace for a namespaced object without one.
+func (a *Applier) namespaceOf(o *unstructured.Unstructured, set []*unstructured.Unstructured) (string, error) {
+	if ns := o.GetNamespace(); ns != "" {
+		return ns, nil
+	}
+	namespaced, err := a.isNamespaced(o, set)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("%s: %w", ssautils.FmtUnstructured(o), err)
+	case !namespaced:
+		return "", nil
+	case a.opts.DefaultNamespace == "":
+		return "", fmt.Errorf("%s: namespaced object without a namespace, and the environment sets no default namespace", ssautils.FmtUnstructured(o))
+	}
+	return a.opts.DefaultNamespace, nil
 }
 
 // isNamespaced asks the API server's discovery, or, for a kind whose CRD is

@@ -731,15 +731,7 @@ func (r *Reconciler) plannedInventory(res *render.Result) (apply.Inventory, erro
 	if r.last.planned != nil && r.last.digest == res.Digest {
 		return r.last.planned, nil
 	}
-	prepared, err := r.applier.Prepare(res.Objects)
-	if err != nil {
-		return nil, err
-	}
-	cs := ssa.NewChangeSet()
-	for _, o := range prepared {
-		cs.Add(ssa.ChangeSetEntry{ObjMetadata: objMetadata(o), GroupVersion: o.GroupVersionKind().Version, Action: ssa.UnknownAction})
-	}
-	return apply.InventoryOf(cs), nil
+	return r.applier.Inventory(res.Objects)
 }
 
 func union(a, b apply.Inventory) apply.Inventory {
