@@ -621,6 +621,9 @@ func (r *Reconciler) prune(ctx context.Context, run *run, decided bool) error {
 }
 
 func (r *Reconciler) verify(ctx context.Context, run *run, decided bool) error {
+	// From here on the pass needs the rendering's digest only, and a
+	// verification may take minutes: the objects go.
+	run.rendered.Objects, run.rendered.Files = nil, nil
 	if decided {
 		return nil
 	}
