@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -120,8 +121,11 @@ func (a *Applier) diffOptions(desired *unstructured.Unstructured) ssa.DiffOption
 	return ssa.DiffOptions{Force: a.forced(desired)}
 }
 
-// Prepare returns copies of objs with owner labels and default namespaces
-// set, in the form they are applied and diffed.
+// Prepare returns objs with owner labels and default namespaces set, in
+// the form they are applied and diffed. Each is a new object with a copy of
+// the metadata; everything else (the spec, say) is shared with objs, and
+// ferry changes neither: a thousand objects are not copied whole for the
+// labels of each pass.
 func (a *Applier) Prepare(objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
 	out := make([]*unstructured.Unstructured, 0, len(objs))
 	var errs []error
@@ -131,7 +135,7 @@ func (a *Applier) Prepare(objs []*unstructured.Unstructured) ([]*unstructured.Un
 			errs = append(errs, err)
 			continue
 		}
-		o = o.DeepCopy()
+		o = withOwnMetadata(o)
 		labels := o.GetLabels()
 		if labels == nil {
 			labels = map[string]string{}
@@ -142,6 +146,19 @@ func (a *Applier) Prepare(objs []*unstructured.Unstructured) ([]*unstructured.Un
 		out = append(out, o)
 	}
 	return out, errors.Join(errs...)
+}
+
+// withOwnMetadata is a new object whose metadata is a copy of o's and
+// whose other fields are o's.
+func withOwnMetadata(o *unstructured.Unstructured) *unstructured.Unstructured {
+	obj := make(map[string]any, len(o.Object))
+	for k, v := range o.Object {
+		obj[k] = v
+	}
+	if md, ok := o.Object["metadata"]; ok {
+		obj["metadata"] = runtime.DeepCopyJSONValue(md)
+	}
+	return &unstructured.Unstructured{Object: obj}
 }
 
 // Inventory is the inventory Apply would record for objs: their IDs as
