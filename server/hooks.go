@@ -74,7 +74,8 @@ type hookResult struct {
 // hook receives POST /hooks/{provider}. In order: the body is read up to
 // the size limit (413), the signature verified (401), a replayed delivery
 // ignored (202); then a push to a watched branch triggers its environments
-// and a pull request event calls OnPullRequest. Nothing happens before the
+// (503 if a request could not be recorded, so the forge shows the delivery
+// failed) and a pull request event calls OnPullRequest. Nothing happens before the
 // signature is verified (TestHookForgedTriggersNothing).
 func (s *server) hook(w http.ResponseWriter, r *http.Request) {
 	p, ok := hookProviders[r.PathValue("provider")]
@@ -115,13 +116,26 @@ func (s *server) hook(w http.ResponseWriter, r *http.Request) {
 	}
 	switch ev.kind {
 	case "push":
-		var triggered []string
+		var triggered, failed []string
 		for _, env := range s.src.Watches(ev.repo, ev.branch) {
 			if s.src.Trigger(r.Context(), env) {
 				triggered = append(triggered, env)
+			} else {
+				failed = append(failed, env)
 			}
 		}
 		log.Info("webhook: push", "repository", ev.repo.String(), "branch", ev.branch, "triggered", triggered)
+		if len(failed) > 0 {
+			// The forge shows the delivery failed, and its redelivery
+			// (same delivery ID) is taken, not ignored as a replay.
+			if id := r.Header.Get(p.deliveryHeader); id != "" {
+				s.deliveries.Remove(p.name + "\x00" + id)
+			}
+			log.Error("webhook: push: could not request a reconcile", "environments", failed)
+			writeJSON(w, http.StatusServiceUnavailable, hookResult{Triggered: triggered,
+				Error: "could not request a reconcile of " + strings.Join(failed, ", ") + " (see ferry's log); redeliver, or the branch's next poll takes the push"})
+			return
+		}
 		if len(triggered) == 0 {
 			writeJSON(w, http.StatusAccepted, hookResult{Ignored: "no environment follows " + ev.repo.String() + " " + ev.branch})
 			return

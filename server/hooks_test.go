@@ -185,6 +185,32 @@ func TestHookReplayIgnored(t *testing.T) {
 	}
 }
 
+// TestHookFailedTriggerIsAFailedDelivery: a push whose reconcile request
+// could not be recorded answers 503, so the forge shows the delivery
+// failed, and its redelivery, with the same delivery ID, is taken.
+func TestHookFailedTriggerIsAFailedDelivery(t *testing.T) {
+	for provider, f := range hookFormats {
+		src := testSource()
+		srv := testServer(t, src, nil)
+		d := delivery{provider: provider, event: f.pushName, id: "retried-id", body: []byte(f.push("acme/app", "refs/heads/main")), sign: hookSecret}
+		src.mu.Lock()
+		src.refuse = true
+		src.mu.Unlock()
+		if code, body := send(t, srv.URL, d); code != 503 || !strings.Contains(body, "staging") {
+			t.Fatalf("%s: delivery whose request failed: %d %s, want 503 naming staging", provider, code, body)
+		}
+		src.mu.Lock()
+		src.refuse = false
+		src.mu.Unlock()
+		if code, body := send(t, srv.URL, d); code != 200 {
+			t.Fatalf("%s: redelivery %d %s, want 200", provider, code, body)
+		}
+		if got := src.Triggered(); fmt.Sprint(got) != "[staging]" {
+			t.Fatalf("%s: triggered %v, want staging once", provider, got)
+		}
+	}
+}
+
 func TestHookPullRequest(t *testing.T) {
 	for provider, f := range hookFormats {
 		var mu sync.Mutex

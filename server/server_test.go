@@ -31,6 +31,9 @@ type source struct {
 	watch     map[string][]string // "owner/name branch" → environments
 	triggered []string
 	fail      bool
+	// refuse makes Trigger fail, as when a request to the replica holding
+	// an environment cannot be recorded.
+	refuse bool
 }
 
 func (s *source) Environments() []string { return s.order }
@@ -49,7 +52,7 @@ func (s *source) Environment(_ context.Context, env string) (*state.Environment,
 func (s *source) Trigger(_ context.Context, env string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.snaps[env]; !ok {
+	if _, ok := s.snaps[env]; !ok || s.refuse {
 		return false
 	}
 	s.triggered = append(s.triggered, env)
