@@ -128,13 +128,7 @@ func (a *Applier) diffOptions(desired *unstructured.Unstructured) ssa.DiffOption
 // labels of each pass.
 func (a *Applier) Prepare(objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
 	out := make([]*unstructured.Unstructured, 0, len(objs))
-	var errs []error
-	for _, o := range objs {
-		ns, err := a.namespaceOf(o, objs)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
+	err := a.eachPlaced(objs, func(o *unstructured.Unstructured, ns string) {
 		o = withOwnMetadata(o)
 		labels := o.GetLabels()
 		if labels == nil {
@@ -144,8 +138,24 @@ func (a *Applier) Prepare(objs []*unstructured.Unstructured) ([]*unstructured.Un
 		o.SetLabels(labels)
 		o.SetNamespace(ns)
 		out = append(out, o)
+	})
+	return out, err
+}
+
+// eachPlaced calls fn with each object of objs and its namespace once
+// prepared (namespaceOf), and returns the errors of the objects it could
+// not place.
+func (a *Applier) eachPlaced(objs []*unstructured.Unstructured, fn func(o *unstructured.Unstructured, ns string)) error {
+	var errs []error
+	for _, o := range objs {
+		ns, err := a.namespaceOf(o, objs)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fn(o, ns)
 	}
-	return out, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // withOwnMetadata is a new object whose metadata is a copy of o's and
@@ -165,18 +175,12 @@ func withOwnMetadata(o *unstructured.Unstructured) *unstructured.Unstructured {
 // Prepare leaves them, without copying them.
 func (a *Applier) Inventory(objs []*unstructured.Unstructured) (Inventory, error) {
 	cs := ssa.NewChangeSet()
-	var errs []error
-	for _, o := range objs {
-		ns, err := a.namespaceOf(o, objs)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
+	err := a.eachPlaced(objs, func(o *unstructured.Unstructured, ns string) {
 		id := object.UnstructuredToObjMetadata(o)
 		id.Namespace = ns
 		cs.Add(ssa.ChangeSetEntry{ObjMetadata: id, GroupVersion: o.GroupVersionKind().Version, Action: ssa.UnknownAction})
-	}
-	if err := errors.Join(errs...); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
 	return InventoryOf(cs), nil
