@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"ferry.dev/ferry/sandbox"
 	"ferry.dev/ferry/scope"
 	"ferry.dev/ferry/state"
 )
@@ -56,7 +57,7 @@ func absent(t *testing.T, c client.Client, obj client.Object, what string) {
 func TestScopeRefusesWhatIsNotStagings(t *testing.T) {
 	p := newPipeline(t, pipelineFiles("v1"))
 	cfg := p.config() + fmt.Sprintf("server: {addr: %q}\n", freeAddr(t)) + reportTo(p.tokenFile)
-	startFerryProcess(t, buildFerry(t), writeConfig(t, cfg))
+	sandbox.StartFerry(t, buildFerry(t), writeConfig(t, cfg))
 	first := p.tip(t, "main")
 	requireHealthy(t, p.waitVerdict(t, "staging", first, 2*time.Minute))
 
@@ -216,7 +217,7 @@ func peakRSS(t *testing.T, pid int) int64 {
 // production goes on reconciling.
 func TestAliasBombIsBounded(t *testing.T) {
 	p := newPipeline(t, pipelineFiles("v1"))
-	cmd := startFerryProcess(t, buildFerry(t), writeConfig(t, p.config()))
+	cmd := sandbox.StartFerry(t, buildFerry(t), writeConfig(t, p.config()))
 	requireHealthy(t, p.waitDecided(t, "staging", p.tip(t, "main"), 2*time.Minute))
 	requireHealthy(t, p.waitVerdict(t, "production", p.tip(t, "production"), 2*time.Minute))
 
@@ -251,7 +252,7 @@ func TestAliasBombIsBounded(t *testing.T) {
 func TestForkPullRequestIsNotPlanned(t *testing.T) {
 	p := newPipeline(t, pipelineFiles("v1"))
 	cfg := p.config() + fmt.Sprintf("server: {addr: %q}\n", freeAddr(t)) + reportTo(p.tokenFile)
-	startFerryProcess(t, buildFerry(t), writeConfig(t, cfg))
+	sandbox.StartFerry(t, buildFerry(t), writeConfig(t, cfg))
 	p.waitDecided(t, "staging", p.tip(t, "main"), 2*time.Minute)
 
 	user, password := "mallory-"+randomSuffix(t), "pw-"+randomSuffix(t)

@@ -29,7 +29,7 @@ func TestEverydayCommands(t *testing.T) {
 	cfgPath := writeConfig(t, cfg)
 	bin := buildFerry(t)
 	first := p.tip(t, "main")
-	startFerryProcess(t, bin, cfgPath)
+	sandbox.StartFerry(t, bin, cfgPath)
 	requireHealthy(t, p.waitDecided(t, "production", first, 2*time.Minute))
 	requireHealthy(t, p.waitDecided(t, "staging", first, 2*time.Minute))
 	cli := func(args ...string) (string, int) {

@@ -188,32 +188,7 @@ func buildFerry(t *testing.T) string {
 	return bin
 }
 
-// startFerryProcess runs `ferry run` with the configuration file until the
-// test ends, and logs its output if the test failed.
-func startFerryProcess(t *testing.T, bin, configPath string) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command(bin, "run", "--config", configPath)
-	logf, err := os.Create(filepath.Join(t.TempDir(), "ferry.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			data, _ := os.ReadFile(logf.Name())
-			t.Logf("ferry log:\n%s", data)
-		}
-	})
-	return cmd
-}
-
-// stopFerryProcess stops a ferry started by startFerryProcess with
+// stopFerryProcess stops a ferry started by sandbox.StartFerry with
 // SIGTERM, as a rollout or a node drain does, and fails the test unless it
 // exits cleanly within 20s.
 func stopFerryProcess(t *testing.T, cmd *exec.Cmd) {

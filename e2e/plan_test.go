@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"ferry.dev/ferry/sandbox"
 )
 
 // TestPullRequestPlan: an open pull request into main gets the status
@@ -16,7 +18,7 @@ func TestPullRequestPlan(t *testing.T) {
 		freeAddr(t), strings.TrimSuffix(forge.URL, "/"), p.tokenFile)
 	cfgPath := writeConfig(t, cfg)
 	first := p.tip(t, "main")
-	startFerryProcess(t, buildFerry(t), cfgPath)
+	sandbox.StartFerry(t, buildFerry(t), cfgPath)
 	p.waitDecided(t, "staging", first, 2*time.Minute)
 
 	p.git(t, "checkout", "--quiet", "-B", "change", "origin/main")

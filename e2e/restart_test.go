@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"ferry.dev/ferry/apply"
+	"ferry.dev/ferry/sandbox"
 	"ferry.dev/ferry/state"
 )
 
@@ -34,7 +35,7 @@ func TestKillDuringApply(t *testing.T) {
 		return len(list.Items)
 	}
 
-	first := startFerryProcess(t, bin, cfgPath)
+	first := sandbox.StartFerry(t, bin, cfgPath)
 	var at int
 	eventually(t, 2*time.Minute, func() (bool, string) {
 		at = owned()
@@ -50,7 +51,7 @@ func TestKillDuringApply(t *testing.T) {
 		t.Log("the whole apply finished before the kill; the restart still has to keep everything")
 	}
 
-	second := startFerryProcess(t, bin, cfgPath)
+	second := sandbox.StartFerry(t, bin, cfgPath)
 	requireHealthy(t, e.waitVerdict(t, e.name, commit, 3*time.Minute))
 	if got := owned(); got != n {
 		t.Fatalf("%d objects after restart, want %d", got, n)

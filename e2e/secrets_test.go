@@ -69,7 +69,7 @@ func TestSecretsInGit(t *testing.T) {
 	addr := freeAddr(t)
 	cfg += fmt.Sprintf("server: {addr: %q}\nreport: {provider: gitea, url: %q, tokenFile: %s}\n", addr, strings.TrimSuffix(forge.URL, "/"), p.tokenFile)
 	bin, cfgPath := buildFerry(t), writeConfig(t, cfg)
-	ferry := startFerryProcess(t, bin, cfgPath)
+	ferry := sandbox.StartFerry(t, bin, cfgPath)
 	logPath := ferry.Stdout.(*os.File).Name()
 
 	first := p.tip(t, "main")

@@ -42,7 +42,7 @@ func TestCommitStatusesAndBadges(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := p.tip(t, "main")
-	startFerryProcess(t, buildFerry(t), cfgPath)
+	sandbox.StartFerry(t, buildFerry(t), cfgPath)
 	p.waitDecided(t, "production", first, 2*time.Minute)
 
 	t.Log("a pull request squash-merged into main")

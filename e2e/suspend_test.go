@@ -32,7 +32,7 @@ func TestSuspensionSurvivesRestart(t *testing.T) {
 		return ferryCLI(t, bin, cfgPath, args...)
 	}
 	first := p.tip(t, "main")
-	running := startFerryProcess(t, bin, cfgPath)
+	running := sandbox.StartFerry(t, bin, cfgPath)
 	requireHealthy(t, p.waitDecided(t, "staging", first, 2*time.Minute))
 
 	const suspended = "suspended: incident 43 (by carol)"
@@ -75,7 +75,7 @@ func TestSuspensionSurvivesRestart(t *testing.T) {
 
 	t.Log("SIGTERM, and a new ferry process")
 	stopFerryProcess(t, running)
-	startFerryProcess(t, bin, cfgPath)
+	sandbox.StartFerry(t, bin, cfgPath)
 	reconciled("the restarted ferry")
 	// A negative check needs a window: the restarted ferry polls main
 	// every second and corrects drift on each interval, so a suspension
@@ -136,7 +136,7 @@ func TestPromoteCommand(t *testing.T) {
 		return ferryCLI(t, bin, cfgPath, args...)
 	}
 	first := p.tip(t, "main")
-	startFerryProcess(t, bin, cfgPath)
+	sandbox.StartFerry(t, bin, cfgPath)
 	requireHealthy(t, p.waitVerdict(t, "staging", first, 2*time.Minute))
 	good := p.pushMain(t, pipelineFiles("v2"), "Deploy web v2")
 	requireHealthy(t, p.waitVerdict(t, "staging", good, 2*time.Minute))

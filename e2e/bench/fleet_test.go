@@ -90,7 +90,7 @@ func fleet(b *testing.B, g *sandbox.Gitea, bin string) *fleetFigures {
 	push(b, g, repo, files)
 	addr := freeAddr(b)
 	cfgPath := writeFerryConfig(b, g, addr, strings.Join(envs, ""))
-	proc := startFerry(b, bin, cfgPath)
+	proc := sandbox.StartFerry(b, bin, cfgPath)
 	defer stopFerry(proc)
 	mem := sampleMemory(proc.Process.Pid)
 	defer mem.stop()
@@ -249,7 +249,7 @@ spec:
     health: {timeout: 2m, interval: 2s}
     onFailure: revert
 `, g.CloneURL(repo), ns))
-	proc := startFerry(b, bin, cfgPath)
+	proc := sandbox.StartFerry(b, bin, cfgPath)
 	defer stopFerry(proc)
 	stateNS := cfgNamespace(cfgPath)
 	waitAll(b, c, stateNS, 1, 3*time.Minute)
@@ -354,26 +354,6 @@ func cfgNamespace(path string) string {
 	data, _ := os.ReadFile(path)
 	first, _, _ := strings.Cut(string(data), "\n")
 	return strings.TrimSpace(strings.TrimPrefix(first, "namespace:"))
-}
-
-func startFerry(b *testing.B, bin, cfgPath string) *exec.Cmd {
-	cmd := exec.Command(bin, "run", "--config", cfgPath)
-	logf, err := os.Create(filepath.Join(filepath.Dir(cfgPath), "ferry.log"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+b.TempDir())
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		if b.Failed() {
-			out, _ := os.ReadFile(logf.Name())
-			b.Logf("ferry log (last 8 KB):\n%s", out[max(0, len(out)-8192):])
-		}
-	})
-	return cmd
 }
 
 func stopFerry(cmd *exec.Cmd) {
