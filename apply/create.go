@@ -111,14 +111,10 @@ func (c *writer) apply(ctx context.Context, o *unstructured.Unstructured, onlyCr
 	if err != nil {
 		return nil, false, err
 	}
-	path := []string{"/api", gvk.Version}
+	prefix := []string{"/api", gvk.Version}
 	if gvk.Group != "" {
-		path = []string{"/apis", gvk.Group, gvk.Version}
+		prefix = []string{"/apis", gvk.Group, gvk.Version}
 	}
-	if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
-		path = append(path, "namespaces", o.GetNamespace())
-	}
-	path = append(path, mapping.Resource.Resource, o.GetName())
 	if onlyCreate {
 		o = o.DeepCopy()
 		o.SetResourceVersion(createOnly)
@@ -127,7 +123,9 @@ func (c *writer) apply(ctx context.Context, o *unstructured.Unstructured, onlyCr
 	if err != nil {
 		return nil, false, err
 	}
-	res := c.rest.Patch(types.ApplyPatchType).AbsPath(path...).
+	res := c.rest.Patch(types.ApplyPatchType).AbsPath(prefix...).
+		NamespaceIfScoped(o.GetNamespace(), mapping.Scope.Name() == meta.RESTScopeNameNamespace).
+		Resource(mapping.Resource.Resource).Name(o.GetName()).
 		Param("fieldManager", FieldManager).Param("force", "true").
 		SetHeader("Accept", "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json").
 		Body(body).Do(ctx)
@@ -194,7 +192,7 @@ func (a *Applier) createAll(ctx context.Context, p *plan) error {
 	undone, uerr := a.undo(ctx, a.passCreated)
 	a.passCreated = nil
 	if uerr != nil {
-		return fmt.Errorf("%w; undoing this pass's %d creates failed, %d undone: %w", err, len(undone)+countFailed(uerr), len(undone), uerr)
+		return fmt.Errorf("%w; undoing this pass's creates failed (%d undone): %w", err, len(undone), uerr)
 	}
 	return fmt.Errorf("%w; the %d objects this pass created were deleted again, nothing else was written", err, len(undone))
 }
@@ -235,12 +233,4 @@ func (a *Applier) undo(ctx context.Context, news []*created) ([]string, error) {
 		}
 	}
 	return undone, errors.Join(errs...)
-}
-
-func countFailed(err error) int {
-	var j interface{ Unwrap() []error }
-	if errors.As(err, &j) {
-		return len(j.Unwrap())
-	}
-	return 1
 }
