@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"ferry.dev/ferry/internal/faults"
+	"ferry.dev/ferry/render"
 	"ferry.dev/ferry/source"
 	"ferry.dev/ferry/state"
 )
@@ -180,6 +181,68 @@ func TestRunStep(t *testing.T) {
 			}
 			if _, ok := st.VerdictFor(rn.rev.Commit.Hash.String()); ok != tc.verdict {
 				t.Errorf("verdict recorded: %v, want %v (history %+v)", ok, tc.verdict, st.History)
+			}
+		})
+	}
+}
+
+// TestRenderDeadlineIsTriedAgain: a rendering past its deadline retries
+// (the phase says Retrying, no verdict) and is the commit's verdict only
+// when it runs past it renderDeadlineTries times in one pass; a rendering
+// that gets through on a later try has no verdict at all. Any other limit
+// is a verdict at once.
+func TestRenderDeadlineIsTriedAgain(t *testing.T) {
+	deadline := fmt.Errorf("envs/staging render: %w: %w of 30s (limits.renderTimeout)", render.ErrLimit, render.ErrDeadline)
+	tooMany := fmt.Errorf("envs/staging render: %w: the rendering holds more than 5000 objects (limits.maxObjects)", render.ErrLimit)
+	for _, tc := range []struct {
+		name      string
+		errs      []error // the renderings' errors, in order; then none
+		wantCalls int
+		verdict   bool
+	}{
+		{"through on the third try", []error{deadline, deadline}, 3, false},
+		{"past it every time", []error{deadline, deadline, deadline, deadline}, renderDeadlineTries, true},
+		{"another limit", []error{tooMany}, 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).Build()
+			store := state.NewStore(c, "ferry")
+			w := source.NewWatcher(nil, "main", source.WatchOptions{})
+			r := New(Environment{Name: "staging"}, w, nil, nil, nil, store, slog.New(slog.DiscardHandler))
+			rn := &run{rev: &source.Revision{Commit: &object.Commit{Hash: plumbing.NewHash("0123456789abcdef0123456789abcdef01234567")}},
+				started: time.Now(), log: r.log}
+			calls := 0
+			var retrying []string
+			step := func(ctx context.Context, rn *run, _ bool) error {
+				if st, err := store.Load(ctx, "staging"); err == nil && st.Phase == state.PhaseRetrying {
+					retrying = append(retrying, st.Message)
+				}
+				calls++
+				if calls <= len(tc.errs) {
+					return renderFault(rn, tc.errs[calls-1])
+				}
+				return nil
+			}
+			err := r.runStep(t.Context(), rn, "render", step, false)
+			if calls != tc.wantCalls || (err != nil) != tc.verdict {
+				t.Fatalf("%d renderings, runStep = %v; want %d, error %v", calls, err, tc.wantCalls, tc.verdict)
+			}
+			if tc.errs[0] == deadline && (len(retrying) != tc.wantCalls-1 || !strings.Contains(retrying[0], "ran past its deadline of 30s (limits.renderTimeout) (attempt 1,")) {
+				t.Errorf("phases Retrying seen: %q; want %d, the first of attempt 1", retrying, tc.wantCalls-1)
+			}
+			st, lerr := store.Load(t.Context(), "staging")
+			if lerr != nil {
+				t.Fatal(lerr)
+			}
+			v, ok := st.VerdictFor(rn.rev.Commit.Hash.String())
+			if ok != tc.verdict {
+				t.Fatalf("verdict recorded: %v, want %v (history %+v)", ok, tc.verdict, st.History)
+			}
+			if ok && (v.Outcome != state.OutcomeRefused || st.Phase != state.PhaseFailed) {
+				t.Errorf("verdict %s, phase %s; want Refused, Failed", v.Outcome, st.Phase)
+			}
+			if ok && tc.errs[0] == deadline && !strings.HasSuffix(v.Reason, "(limits.renderTimeout) (3 tries)") {
+				t.Errorf("verdict reason %q, want it to say the tries", v.Reason)
 			}
 		})
 	}

@@ -18,6 +18,7 @@ import (
 	"ferry.dev/ferry/apply"
 	"ferry.dev/ferry/forge"
 	"ferry.dev/ferry/health"
+	"ferry.dev/ferry/internal/faults"
 	"ferry.dev/ferry/pipeline"
 	"ferry.dev/ferry/render"
 	"ferry.dev/ferry/scope"
@@ -287,6 +288,9 @@ type run struct {
 	log      *slog.Logger
 	// drifted is set when apply left objects out as drift.
 	drifted bool
+	// deadlines counts the renderings of this pass that ran past their
+	// deadline.
+	deadlines int
 }
 
 // reconcile takes rev through the steps. It returns a newer revision that
@@ -402,10 +406,31 @@ func (r *Reconciler) render(ctx context.Context, run *run, decided bool) error {
 		return errHeld
 	}
 	if err != nil {
-		return err
+		return renderFault(run, err)
 	}
 	run.rendered = res
 	return nil
+}
+
+// renderDeadlineTries is how many times a pass renders a commit whose
+// rendering runs past its deadline before that is the commit's verdict.
+const renderDeadlineTries = 3
+
+// renderFault is the render step's error: a rendering past its deadline is
+// tried again, renderDeadlineTries times in all, before it is a verdict. A
+// deadline is the machine's as much as the commit's: ten environments
+// starting at once on two cores slow a build of a good commit past it, and
+// the retry joins that build and waits for it. Every other render error is
+// the commit's and stays as it is.
+func renderFault(run *run, err error) error {
+	if !errors.Is(err, render.ErrDeadline) {
+		return err
+	}
+	run.deadlines++
+	if run.deadlines >= renderDeadlineTries {
+		return fmt.Errorf("%w (%d tries)", err, run.deadlines)
+	}
+	return faults.Mark(faults.Transient, err)
 }
 
 // scope refuses a rendering that writes outside the environment's scope,

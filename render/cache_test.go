@@ -217,3 +217,52 @@ func TestRenderBuildsWaitForASlot(t *testing.T) {
 		t.Fatalf("a rendering that waited for its slot failed: %v", err)
 	}
 }
+
+// TestRenderJoinedBuildWaitsItsOwnTimeout: a rendering that joins a build
+// of the same tree already under way past its deadline (the retry of a
+// rendering that timed out on a busy machine) waits its own full timeout
+// for that build, not none of it.
+func TestRenderJoinedBuildWaitsItsOwnTimeout(t *testing.T) {
+	opts := DefaultOptions()
+	opts.Limits.Timeout = 500 * time.Millisecond
+	r := NewRenderer(opts)
+	tree := commitFiles(t, overlayRepo)
+	want, err := NewRenderer(DefaultOptions()).Render(t.Context(), tree, "envs/staging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := cacheKey{tree: tree.Hash, dir: "envs/staging", limits: opts.Limits.orDefault().String()}.String()
+	// A build that got its slot a minute ago and is still running.
+	release := make(chan struct{})
+	r.startedMu.Lock()
+	r.started[key] = time.Now().Add(-time.Minute)
+	r.startedMu.Unlock()
+	joined := make(chan struct{})
+	go r.flights.Do(key, func() (any, error) {
+		close(joined)
+		<-release
+		return st, nil
+	})
+	<-joined
+	time.AfterFunc(time.Second, func() { close(release) }) // within the joiner's 1.5s, past the build's own
+	got, err := r.Render(t.Context(), tree, "envs/staging")
+	if err != nil {
+		t.Fatalf("a rendering that joined a late build failed at once: %v", err)
+	}
+	if got.Digest != want.Digest || r.builds.Load() != 0 {
+		t.Fatalf("digest %s after %d builds of its own, want the joined build's %s", got.Digest, r.builds.Load(), want.Digest)
+	}
+
+	// And its own timeout does bound the wait: a build that never ends
+	// fails the joiner once the timeout and its grace second have passed.
+	r.startedMu.Lock()
+	r.started["hung"] = time.Now().Add(-time.Minute)
+	r.startedMu.Unlock()
+	if wait := r.remaining("hung", time.Now(), 1500*time.Millisecond); wait < time.Second || wait > 1500*time.Millisecond {
+		t.Fatalf("a joiner's wait for a late build = %s, want its own 1.5s", wait)
+	}
+}

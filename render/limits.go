@@ -29,6 +29,11 @@ import (
 // ErrLimit marks a rendering refused by a limit: a verdict on the commit.
 var ErrLimit = errors.New("over a render limit")
 
+// ErrDeadline marks, beside ErrLimit, a rendering that ran past
+// Limits.Timeout. Unlike the other limits it depends on the machine as well
+// as on the commit: a build slowed by a busy machine runs past it too.
+var ErrDeadline = errors.New("the rendering ran past its deadline")
+
 // Limits bound one rendering.
 type Limits struct {
 	// MaxFileBytes is the largest file read.
@@ -97,7 +102,7 @@ func newBudget(l Limits) *budget {
 // live fails once the deadline has passed.
 func (b *budget) live() error {
 	if b != nil && time.Now().After(b.deadline) {
-		return b.refuse(fmt.Errorf("%w: the rendering ran past its deadline of %s (limits.renderTimeout)", ErrLimit, b.limits.Timeout))
+		return b.refuse(fmt.Errorf("%w: %w of %s (limits.renderTimeout)", ErrLimit, ErrDeadline, b.limits.Timeout))
 	}
 	return nil
 }

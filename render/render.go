@@ -171,7 +171,10 @@ func (r *Renderer) RenderWith(ctx context.Context, tree *object.Tree, dir string
 		return st, nil
 	})
 	// The deadline counts from the build's start: a build waiting for a
-	// slot behind other environments' has not used its time.
+	// slot behind other environments' has not used its time. A caller that
+	// joins a build already under way (a retry of one that ran past its
+	// deadline) waits its own full timeout for it.
+	called := time.Now()
 	deadline := time.NewTimer(limits.Timeout + time.Second)
 	defer deadline.Stop()
 	for {
@@ -179,11 +182,11 @@ func (r *Renderer) RenderWith(ctx context.Context, tree *object.Tree, dir string
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%s render: %w", displayDir(rel), ctx.Err())
 		case <-deadline.C:
-			if wait := r.remaining(key.String(), limits.Timeout+time.Second); wait > 0 {
+			if wait := r.remaining(key.String(), called, limits.Timeout+time.Second); wait > 0 {
 				deadline.Reset(wait)
 				continue
 			}
-			return nil, fmt.Errorf("%s render: %w: the rendering ran past its deadline of %s (limits.renderTimeout)", displayDir(rel), ErrLimit, limits.Timeout)
+			return nil, fmt.Errorf("%s render: %w: %w of %s (limits.renderTimeout)", displayDir(rel), ErrLimit, ErrDeadline, limits.Timeout)
 		case out := <-ch:
 			if out.Err != nil {
 				return nil, fmt.Errorf("%s render: %w", displayDir(rel), out.Err)
@@ -222,9 +225,11 @@ func (r *Renderer) slot(key string) func() {
 	}
 }
 
-// remaining is how much of timeout the build of key has left: all of it
-// while it waits for a slot, none once it has ended.
-func (r *Renderer) remaining(key string, timeout time.Duration) time.Duration {
+// remaining is how much of timeout a caller since called has left to
+// wait for the build of key: all of it while the build waits for a slot,
+// none once it has ended; the clock starts at the later of called and the
+// build's start.
+func (r *Renderer) remaining(key string, called time.Time, timeout time.Duration) time.Duration {
 	r.startedMu.Lock()
 	defer r.startedMu.Unlock()
 	at, ok := r.started[key]
@@ -233,6 +238,9 @@ func (r *Renderer) remaining(key string, timeout time.Duration) time.Duration {
 		return 0
 	case at.IsZero():
 		return timeout // queued behind other builds
+	}
+	if at.Before(called) {
+		at = called
 	}
 	return time.Until(at.Add(timeout))
 }
