@@ -6,8 +6,9 @@ TIMEOUT ?= 45m
 
 all: build
 
+## build: a static binary, as the image (manifests/Dockerfile) builds it.
 build:
-	$(GO) build -o bin/ferry ./cmd/ferry
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o bin/ferry ./cmd/ferry
 
 ## tools: build the local test toolchain (kube v1.36, etcd, kwok, gitea, kustomize)
 ## into the user cache and link it into bin/. Cached: a second run takes seconds.
