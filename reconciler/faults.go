@@ -106,6 +106,9 @@ func (r *Reconciler) waitRetry(ctx context.Context, rn *run, step string, err er
 			return nil
 		})
 	}
+	// The wait holds no pass slot: other environments go on meanwhile.
+	held := rn.slot.held
+	rn.slot.give()
 	t := time.NewTimer(delay)
 	defer t.Stop()
 	select {
@@ -116,7 +119,7 @@ func (r *Reconciler) waitRetry(ctx context.Context, rn *run, step string, err er
 		rn.log.Info("retry cancelled by a newer commit", "newer", state.Short(rev.Commit.Hash.String()))
 		return false
 	case <-t.C:
-		return true
+		return !held || rn.slot.take(ctx) == nil
 	}
 }
 

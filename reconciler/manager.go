@@ -104,6 +104,7 @@ func NewManager(ctx context.Context, cfg *config.Config, opts Options) (*Manager
 	w := newWiring(cfg, opts)
 	m.wiring = w
 	renderer := render.NewRenderer(render.DefaultOptions())
+	passes := newPassSlots(0)
 	var errs []error
 	for _, env := range cfg.Environments {
 		m.planEvery = min(m.planEvery, env.Source.Interval)
@@ -112,7 +113,7 @@ func NewManager(ctx context.Context, cfg *config.Config, opts Options) (*Manager
 			errs = append(errs, err)
 			continue
 		}
-		r.wakePeer = m.wake
+		r.wakePeer, r.passes = m.wake, passes
 		m.envs[env.Name] = r
 	}
 	if err := errors.Join(errs...); err != nil {

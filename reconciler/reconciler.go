@@ -109,6 +109,9 @@ type Reconciler struct {
 	// stalls holds back the drift ticker from a commit a terminal error
 	// stalled.
 	stalls stalls
+	// passes bound the environments of this process that render and
+	// apply at once (passes.go); nil bounds nothing.
+	passes passSlots
 	// watches, when set, report changes of live objects (drift.go); nil
 	// for one-shot commands.
 	watches *apply.Watches
@@ -291,6 +294,9 @@ type run struct {
 	// deadlines counts the renderings of this pass that ran past their
 	// deadline.
 	deadlines int
+	// slot is the pass's claim on one of the process's pass slots, held
+	// from render to verify.
+	slot hold
 }
 
 // reconcile takes rev through the steps. It returns a newer revision that
@@ -324,7 +330,17 @@ func (r *Reconciler) reconcile(ctx context.Context, rev *source.Revision) *sourc
 		{"verify", r.verify},
 	}
 	completed := true
+	rn.slot = hold{slots: r.passes}
+	defer rn.slot.give()
 	for _, s := range steps {
+		switch s.name {
+		case "render":
+			if err := rn.slot.take(ctx); err != nil {
+				return nil
+			}
+		case "verify":
+			rn.slot.give()
+		}
 		if err := r.runStep(ctx, rn, s.name, s.fn, decided); err != nil {
 			if errors.Is(err, errWaiting) {
 				return nil // no verdict to act on; a dependency's decision pokes the loop

@@ -1,0 +1,85 @@
+package reconciler
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"ferry.dev/ferry/source"
+	"ferry.dev/ferry/state"
+)
+
+// TestPassSlots: a pass holds its slot while it renders and applies, and
+// another environment's pass waits for it; a step waiting to be tried
+// again gives its slot back for the wait and takes it again after.
+func TestPassSlots(t *testing.T) {
+	slots := newPassSlots(1)
+	first, second := hold{slots: slots}, hold{slots: slots}
+	if err := first.take(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.take(t.Context()); err != nil || len(slots) != 1 {
+		t.Fatalf("a second take by the holder = %v with %d slots taken, want a no-op", err, len(slots))
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if err := second.take(ctx); err == nil {
+		t.Fatal("took the only slot while another pass held it")
+	}
+	first.give()
+	if err := second.take(t.Context()); err != nil {
+		t.Fatalf("the slot given back was not taken: %v", err)
+	}
+	second.give()
+	if len(slots) != 0 {
+		t.Fatalf("%d slots still taken", len(slots))
+	}
+
+	c := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).Build()
+	store := state.NewStore(c, "ferry")
+	r := New(Environment{Name: "staging"}, source.NewWatcher(nil, "main", source.WatchOptions{}), nil, nil, nil, store, slog.New(slog.DiscardHandler))
+	rn := &run{rev: &source.Revision{Commit: &object.Commit{Hash: plumbing.NewHash("0123456789abcdef0123456789abcdef01234567")}},
+		started: time.Now(), log: r.log, slot: hold{slots: slots}}
+	if err := rn.slot.take(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	other := make(chan error, 1)
+	calls := 0
+	step := func(context.Context, *run, bool) error {
+		calls++
+		if calls == 1 {
+			// Another environment's pass asks for the slot while this
+			// step waits to be tried again.
+			go func() {
+				o := hold{slots: slots}
+				err := o.take(t.Context())
+				o.give()
+				other <- err
+			}()
+			return apierrors.NewServiceUnavailable("etcd leader changed")
+		}
+		return nil
+	}
+	if err := r.runStep(t.Context(), rn, "apply", step, false); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-other:
+		if err != nil {
+			t.Fatal(err)
+		}
+	default:
+		t.Fatal("another pass could not take the slot while this one waited to retry")
+	}
+	if !rn.slot.held || len(slots) != 1 {
+		t.Fatalf("after the retry the pass holds its slot: %v (%d taken), want true (1)", rn.slot.held, len(slots))
+	}
+	rn.slot.give()
+}
