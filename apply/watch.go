@@ -27,6 +27,7 @@ import (
 const (
 	fingerprintKey = "watch.ferry.dev/fingerprint"
 	imperativeKey  = "watch.ferry.dev/imperative"
+	ownerKey       = "watch.ferry.dev/owner"
 )
 
 // ImperativeManagers are the field managers of hand edits. Where ferry owns
@@ -297,7 +298,7 @@ func (w *Watches) Count() (running, denied int) {
 
 func change(gk schema.GroupKind, m metav1.Object, deleted bool) Change {
 	c := Change{ID: object.ObjMetadata{GroupKind: gk, Namespace: m.GetNamespace(), Name: m.GetName()},
-		Owner: m.GetLabels()[OwnerLabel], Deleted: deleted}
+		Owner: ownerOf(m), Deleted: deleted}
 	if !deleted {
 		c.Fingerprint = m.GetAnnotations()[fingerprintKey]
 	}
@@ -319,16 +320,26 @@ func trim(obj any) (any, error) {
 	if !ok {
 		return obj, nil
 	}
+	// One small map holds all that is kept: a second one, for the owner
+	// label, would cost a third of the cached object again.
 	annotations := map[string]string{fingerprintKey: Fingerprint(p)}
 	if imperative(p.GetManagedFields()) {
 		annotations[imperativeKey] = "true"
 	}
-	out := &metav1.PartialObjectMetadata{TypeMeta: p.TypeMeta, ObjectMeta: metav1.ObjectMeta{
-		Name: p.Name, Namespace: p.Namespace, UID: p.UID, ResourceVersion: p.ResourceVersion, Annotations: annotations}}
 	if v, ok := p.Labels[OwnerLabel]; ok {
-		out.Labels = map[string]string{OwnerLabel: v}
+		annotations[ownerKey] = v
 	}
-	return out, nil
+	return &metav1.PartialObjectMetadata{TypeMeta: p.TypeMeta, ObjectMeta: metav1.ObjectMeta{
+		Name: p.Name, Namespace: p.Namespace, UID: p.UID, ResourceVersion: p.ResourceVersion, Annotations: annotations}}, nil
+}
+
+// ownerOf is an object's OwnerLabel, as trim keeps it or, for an object
+// cached whole, as its labels say.
+func ownerOf(m metav1.Object) string {
+	if v, ok := m.GetAnnotations()[ownerKey]; ok {
+		return v
+	}
+	return m.GetLabels()[OwnerLabel]
 }
 
 // Fingerprint sums what a write other than a status update changes in an

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 func watched() *metav1.PartialObjectMetadata {
@@ -34,14 +35,18 @@ func TestTrimKeepsOnlyIdentity(t *testing.T) {
 	if p.Name != "web" || p.Namespace != "shop" || p.UID != "u1" || p.ResourceVersion != "7" {
 		t.Fatalf("identity lost: %+v", p.ObjectMeta)
 	}
-	if len(p.Labels) != 1 || p.Labels[OwnerLabel] != "staging" {
-		t.Fatalf("labels = %v, want only the owner label", p.Labels)
+	if len(p.Labels) != 0 || ownerOf(p) != "staging" || change(schema.GroupKind{Kind: "Deployment"}, p, false).Owner != "staging" {
+		t.Fatalf("labels = %v, owner %q; want no labels map, the owner label kept as %s", p.Labels, ownerOf(p), ownerKey)
 	}
 	if len(p.ManagedFields) != 0 || p.Generation != 0 {
 		t.Fatalf("managed fields or generation kept: %+v", p.ObjectMeta)
 	}
-	if len(p.Annotations) != 1 || p.Annotations[fingerprintKey] != Fingerprint(in) {
-		t.Fatalf("annotations = %v, want only the fingerprint", p.Annotations)
+	if len(p.Annotations) != 2 || p.Annotations[fingerprintKey] != Fingerprint(in) {
+		t.Fatalf("annotations = %v, want only the fingerprint and the owner", p.Annotations)
+	}
+	whole := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{OwnerLabel: "prod"}}}
+	if ownerOf(whole) != "prod" {
+		t.Fatalf("owner of an object cached whole = %q, want its label's", ownerOf(whole))
 	}
 	in.ManagedFields = append(in.ManagedFields, metav1.ManagedFieldsEntry{Manager: "kubectl-edit", Operation: metav1.ManagedFieldsOperationUpdate})
 	out, _ = trim(in)
