@@ -20,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"ferry.dev/ferry/internal/packed"
 )
 
 // What the applier knows without asking: for each object it converged, the
@@ -73,25 +75,23 @@ func sumOf(data []byte) string {
 }
 
 // applied is an object of the last pass that went through, kept as the
-// JSON it was applied as: a third of its size as a map, and read only to
+// JSON it was applied as, packed with the pass's other objects (a third of
+// its size as a map, and a fraction of that packed): it is read only to
 // correct drift.
 type applied struct {
 	id   object.ObjMetadata
 	sum  string
-	data []byte
-}
-
-func appliedOf(o *unstructured.Unstructured) (applied, error) {
-	data, err := json.Marshal(o.Object)
-	if err != nil {
-		return applied{}, fmt.Errorf("%s: %w", ssautils.FmtUnstructured(o), err)
-	}
-	return applied{id: object.UnstructuredToObjMetadata(o), sum: sumOf(data), data: data}, nil
+	at   int
+	pass *packed.List
 }
 
 func (d applied) object() (*unstructured.Unstructured, error) {
+	data, err := d.pass.Item(d.at)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", d.id, err)
+	}
 	o := &unstructured.Unstructured{}
-	if err := o.UnmarshalJSON(d.data); err != nil {
+	if err := o.UnmarshalJSON(data); err != nil {
 		return nil, fmt.Errorf("%s: %w", d.id, err)
 	}
 	return o, nil
@@ -261,12 +261,19 @@ func (a *Applier) foreign(o *unstructured.Unstructured) bool {
 // through, for Correct and foreign.
 func (a *Applier) setDesired(objs []*unstructured.Unstructured) error {
 	m := make(map[string]applied, len(objs))
-	for _, o := range objs {
-		d, err := appliedOf(o)
-		if err != nil {
-			return err
+	data := make([][]byte, len(objs))
+	pass := &packed.List{}
+	for i, o := range objs {
+		var err error
+		if data[i], err = json.Marshal(o.Object); err != nil {
+			return fmt.Errorf("%s: %w", ssautils.FmtUnstructured(o), err)
 		}
+		d := applied{id: object.UnstructuredToObjMetadata(o), sum: sumOf(data[i]), at: i, pass: pass}
 		m[d.id.String()] = d
+	}
+	var err error
+	if *pass, err = packed.Pack(data); err != nil {
+		return err
 	}
 	a.knownMu.Lock()
 	defer a.knownMu.Unlock()

@@ -8,6 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/go-git/go-git/v5/plumbing"
+
+	"ferry.dev/ferry/internal/packed"
 )
 
 // cacheKey names one rendering: the commit's root tree and the directory.
@@ -88,31 +90,40 @@ func (c *lru) add(k cacheKey, res *stored) {
 	}
 }
 
-// stored is a rendering as the cache keeps it: each object as its JSON, a
-// third of its size as a map and nothing for the collector to scan. Every
-// caller gets objects of its own, decoded from it.
+// stored is a rendering as the cache keeps it: its objects' JSON, packed
+// (a rendering's objects repeat each other, so the block is a fraction of
+// their JSON, itself a third of their size as maps), and nothing for the
+// collector to scan. Every caller gets objects of its own, decoded from it.
 type stored struct {
-	objs   [][]byte
+	objs   packed.List
 	files  []string
 	digest string
 }
 
 func store(r *Result) (*stored, error) {
-	s := &stored{objs: make([][]byte, len(r.Objects)), files: r.Files, digest: r.Digest}
+	objs := make([][]byte, len(r.Objects))
 	for i, o := range r.Objects {
 		data, err := o.MarshalJSON()
 		if err != nil {
 			return nil, err
 		}
-		s.objs[i] = data
+		objs[i] = data
 	}
-	return s, nil
+	l, err := packed.Pack(objs)
+	if err != nil {
+		return nil, err
+	}
+	return &stored{objs: l, files: r.Files, digest: r.Digest}, nil
 }
 
 // result decodes s into a Result of the caller's own.
 func (s *stored) result() (*Result, error) {
-	objs := make([]*unstructured.Unstructured, len(s.objs))
-	for i, data := range s.objs {
+	all, err := s.objs.Unpack()
+	if err != nil {
+		return nil, err
+	}
+	objs := make([]*unstructured.Unstructured, len(all))
+	for i, data := range all {
 		o, err := objectFromJSON(data)
 		if err != nil {
 			return nil, err
