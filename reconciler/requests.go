@@ -72,6 +72,9 @@ func newRequestWatches(cfg *config.Config, offer func(env, at, handled string)) 
 		factory := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(cfg.Namespace),
 			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = state.EnvironmentLabel }))
 		inf := factory.Core().V1().ConfigMaps().Informer()
+		if err := inf.SetTransform(trimState); err != nil {
+			return nil, err
+		}
 		handle := func(obj any) {
 			if cm, ok := obj.(*corev1.ConfigMap); ok {
 				if env, at := cm.Labels[state.EnvironmentLabel], cm.Annotations[state.RequestedAt]; env != "" && at != "" {
@@ -86,6 +89,34 @@ func newRequestWatches(cfg *config.Config, offer func(env, at, handled string)) 
 			return nil, err
 		}
 		out = append(out, &requestWatch{cluster: env.Cluster, namespace: cfg.Namespace, factory: factory, informer: inf})
+	}
+	return out, nil
+}
+
+// trimState keeps of a state ConfigMap what the watch reads: its identity
+// and version, the environment label, the request annotation and the last
+// handled request. The state itself, with its history and inventory, is
+// tens of kilobytes that the loop reads from the API server when it needs
+// them.
+func trimState(obj any) (any, error) {
+	cm, ok := obj.(*corev1.ConfigMap)
+	if !ok {
+		return obj, nil
+	}
+	out := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: cm.Name, Namespace: cm.Namespace, UID: cm.UID,
+		ResourceVersion: cm.ResourceVersion, Labels: map[string]string{}, Annotations: map[string]string{}}}
+	if v, ok := cm.Labels[state.EnvironmentLabel]; ok {
+		out.Labels[state.EnvironmentLabel] = v
+	}
+	if v, ok := cm.Annotations[state.RequestedAt]; ok {
+		out.Annotations[state.RequestedAt] = v
+	}
+	if h := handled(cm); h != "" {
+		data, err := json.Marshal(map[string]string{"handled": h})
+		if err != nil {
+			return nil, err
+		}
+		out.Data = map[string]string{state.DataKey: string(data)}
 	}
 	return out, nil
 }

@@ -2,8 +2,11 @@ package reconciler
 
 import (
 	"log/slog"
+	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
@@ -85,5 +88,36 @@ func pending(r *Reconciler) string {
 		return at
 	default:
 		return ""
+	}
+}
+
+// TestTrimState: the request watch caches a state ConfigMap as its
+// identity, version, environment, request and last handled request only;
+// the state's history and inventory are not kept.
+func TestTrimState(t *testing.T) {
+	st := `{"phase":"Healthy","handled":"2026-12-06T10:00:00Z","history":[{"commit":"abc"}],"inventory":[{"id":"shop_web_apps_Deployment","v":"v1"}]}`
+	in := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: state.ConfigMapName("staging"), Namespace: "ferry", ResourceVersion: "42",
+		Labels:      map[string]string{state.EnvironmentLabel: "staging", "app.kubernetes.io/managed-by": "ferry"},
+		Annotations: map[string]string{state.RequestedAt: "2026-12-06T10:01:00Z", "other": "x"}},
+		Data: map[string]string{state.DataKey: st}}
+	obj, err := trimState(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := obj.(*corev1.ConfigMap)
+	if cm.Name != in.Name || cm.Namespace != "ferry" || cm.ResourceVersion != "42" {
+		t.Fatalf("identity lost: %+v", cm.ObjectMeta)
+	}
+	if len(cm.Labels) != 1 || cm.Labels[state.EnvironmentLabel] != "staging" || len(cm.Annotations) != 1 || cm.Annotations[state.RequestedAt] != "2026-12-06T10:01:00Z" {
+		t.Fatalf("labels %v, annotations %v; want the environment and the request only", cm.Labels, cm.Annotations)
+	}
+	if handled(cm) != "2026-12-06T10:00:00Z" || strings.Contains(cm.Data[state.DataKey], "history") {
+		t.Fatalf("data %v: want the handled request only", cm.Data)
+	}
+	// A state that never handled a request keeps no data at all.
+	in.Data[state.DataKey] = `{"phase":"Healthy"}`
+	obj, _ = trimState(in)
+	if cm := obj.(*corev1.ConfigMap); len(cm.Data) != 0 || handled(cm) != "" {
+		t.Fatalf("data %v, want none", cm.Data)
 	}
 }
