@@ -83,3 +83,35 @@ func TestPassSlots(t *testing.T) {
 	}
 	rn.slot.give()
 }
+
+// TestRefusedRevisionIsNeverApplied: a pass over a revision whose verdict
+// is Refused (nothing of it applied) does not render or apply it, however
+// often the loop comes back to it: this reconciler has no renderer or
+// applier, and would fail on the first use of either.
+func TestRefusedRevisionIsNeverApplied(t *testing.T) {
+	c := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).Build()
+	store := state.NewStore(c, "ferry")
+	r := New(Environment{Name: "staging", Path: "envs/staging"}, source.NewWatcher(nil, "main", source.WatchOptions{}), nil, nil, nil, store, slog.New(slog.DiscardHandler))
+	commit := "0123456789abcdef0123456789abcdef01234567"
+	reason := "not applied: envs/staging render: over a render limit: the rendering ran past its deadline of 30s (limits.renderTimeout) (3 tries)"
+	if _, err := store.Update(t.Context(), "staging", func(st *state.State) error {
+		st.Phase, st.Message = state.PhaseFailed, reason
+		st.Record(state.Verdict{Commit: commit, Outcome: state.OutcomeRefused, Reason: reason, Action: state.Held("onFailure is hold")})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rev := &source.Revision{Commit: &object.Commit{Hash: plumbing.NewHash(commit)}, Tree: &object.Tree{}}
+	for range 2 {
+		if newer := r.reconcile(t.Context(), rev); newer != nil {
+			t.Fatalf("reconcile returned a newer revision %v", newer)
+		}
+	}
+	st, err := store.Load(t.Context(), "staging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Phase != state.PhaseFailed || st.Message != reason || st.LastApplied != nil || len(st.History) != 1 {
+		t.Fatalf("state after passes over a refused revision: phase %s %q, last applied %v, %d verdicts", st.Phase, st.Message, st.LastApplied, len(st.History))
+	}
+}

@@ -315,8 +315,16 @@ func (r *Reconciler) reconcile(ctx context.Context, rev *source.Revision) *sourc
 		r.status(commit, forge.Pending, st.Suspended.String())
 		return nil
 	}
-	// A revision seen before is only re-applied to correct drift.
-	_, decided := st.VerdictFor(commit)
+	// A revision seen before is only re-applied to correct drift; one
+	// refused as a whole is not applied at all. A refusal can be the
+	// machine's (three renderings past their deadline), and a later
+	// rendering that got through would otherwise apply what the verdict
+	// says was not: what git has of it is reverted or held instead.
+	v, decided := st.VerdictFor(commit)
+	if decided && v.Outcome == state.OutcomeRefused {
+		r.act(ctx, rn)
+		return nil
+	}
 	steps := []struct {
 		name string
 		fn   func(context.Context, *run, bool) error
