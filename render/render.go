@@ -23,11 +23,9 @@ type Options struct {
 	// Limits bound each rendering of [Renderer.Render]; zero fields take
 	// their [DefaultLimits].
 	Limits Limits
-	// Builds bounds the renderings built at once (default half of
-	// GOMAXPROCS, at least one). A build is CPU-bound and holds its whole
-	// rendering in memory several times over while it runs, so it is the
-	// peak of a process's memory; half the processors leave the others to
-	// the passes applying what was built, which wait on the API server.
+	// Builds bounds the renderings built at once (default GOMAXPROCS). A
+	// build is CPU-bound: more at once finish no sooner, and each holds
+	// its whole rendering in memory several times over while it runs.
 	Builds int
 }
 
@@ -71,7 +69,7 @@ type Renderer struct {
 // NewRenderer returns a Renderer with opts.
 func NewRenderer(opts Options) *Renderer {
 	if opts.Builds < 1 {
-		opts.Builds = max(1, runtime.GOMAXPROCS(0)/2)
+		opts.Builds = runtime.GOMAXPROCS(0)
 	}
 	return &Renderer{cache: newLRU(opts.CacheSize), limits: opts.Limits.orDefault(),
 		slots: make(chan struct{}, opts.Builds), started: map[string]time.Time{}}
