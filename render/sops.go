@@ -2,28 +2,33 @@ package render
 
 import (
 	"bytes"
-	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/sha512"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"path"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"filippo.io/age"
+	"filippo.io/age/armor"
 	"github.com/ProtonMail/go-crypto/openpgp"
-	"github.com/ProtonMail/go-crypto/openpgp/armor"
-	"github.com/getsops/sops/v3"
-	"github.com/getsops/sops/v3/aes"
-	sopsage "github.com/getsops/sops/v3/age"
-	sopsconfig "github.com/getsops/sops/v3/config"
-	"github.com/getsops/sops/v3/keyservice"
-	"github.com/getsops/sops/v3/stores/dotenv"
-	"github.com/getsops/sops/v3/stores/ini"
-	sopsjson "github.com/getsops/sops/v3/stores/json"
-	sopsyaml "github.com/getsops/sops/v3/stores/yaml"
-	"google.golang.org/grpc"
+	pgparmor "github.com/ProtonMail/go-crypto/openpgp/armor"
 )
+
+// SOPS files are decrypted here, by ferry itself, from the file format
+// SOPS documents: https://github.com/getsops/sops (README, "Encryption
+// Protocol"). ferry only decrypts, only with age and OpenPGP keys, and
+// needs none of the SOPS command's key services, so it does not link the
+// cloud KMS clients they bring. What it reads is checked as SOPS checks it:
+// every value that the file's rules say is encrypted must decrypt, and the
+// MAC over all values must match.
 
 // MaxEncryptedFileSize is the largest SOPS-encrypted file ferry decrypts,
 // 5 MiB; a larger one fails the rendering.
@@ -49,35 +54,51 @@ var (
 // is not parsed for SOPS metadata at all.
 var sopsMarker = []byte("ENC[AES256_GCM,")
 
-// sopsStore is the part of a SOPS store ferry uses.
-type sopsStore interface {
-	LoadPlainFile(in []byte) (sops.TreeBranches, error)
-	LoadEncryptedFile(in []byte) (sops.Tree, error)
-	EmitPlainFile(in sops.TreeBranches) ([]byte, error)
+// sopsFile is an encrypted file as read by its format: its metadata, its
+// values in SOPS's order, and how to write it out once decrypted.
+type sopsFile struct {
+	meta   sopsMeta
+	leaves []*sopsLeaf
+	// comments are the file's comments that may be encrypted: SOPS
+	// encrypts comments too, but leaves them out of the MAC, so one that
+	// does not decrypt is left as it is.
+	comments []*sopsComment
+	// emit writes the file out with the values set since it was read.
+	emit func() ([]byte, error)
+	// binary files are one value, the whole file: every byte is secret.
+	binary bool
 }
 
-// storeFor picks the SOPS store by the file's extension, as the sops
-// command does: YAML, JSON, dotenv and INI files are encrypted value by
-// value; any other file as a whole ("binary", a JSON envelope).
-func storeFor(name string) (sopsStore, bool) {
-	switch strings.ToLower(path.Ext(name)) {
-	case ".yaml", ".yml":
-		return sopsyaml.NewStore(&sopsconfig.YAMLStoreConfig{}), false
-	case ".json":
-		return sopsjson.NewStore(&sopsconfig.JSONStoreConfig{}), false
-	case ".env":
-		return dotenv.NewStore(&sopsconfig.DotenvStoreConfig{}), false
-	case ".ini":
-		return ini.NewStore(&sopsconfig.INIStoreConfig{}), false
-	}
-	return sopsjson.NewBinaryStore(&sopsconfig.JSONBinaryStoreConfig{}), true
+// sopsLeaf is one value of a file.
+type sopsLeaf struct {
+	doc int
+	// path is the value's place for people: keys and list indices.
+	path []string
+	// keys are its map keys only: SOPS authenticates each value with
+	// them (list indices are not part of it).
+	keys []string
+	// value is as read: a ciphertext, or a value left in clear (string,
+	// int, float64, bool, time.Time, nil); once decrypted, the plaintext.
+	value any
+	// set writes the decrypted value into the file.
+	set func(v any)
+	// encrypted is set once the value was decrypted.
+	encrypted bool
+}
+
+// sopsComment is one comment line that may be encrypted.
+type sopsComment struct {
+	keys []string
+	text string
+	set  func(string)
 }
 
 // decryptFile decrypts one file of the repository, name being its
 // repository path, if it is encrypted with SOPS; a file that is not is
 // returned as it is, with nil values. A file is SOPS-encrypted when its
-// store finds SOPS metadata in it; a file that its store cannot even parse
-// is not (the manifest parser then says what is wrong with it).
+// format, picked by its extension as the sops command picks it, finds SOPS
+// metadata in it; a file its format cannot even parse is not (the
+// manifest parser then says what is wrong with it).
 //
 // values are the decrypted values, each with its path in the file and
 // whether it is secret (see secretPath). The MAC is always checked.
@@ -85,8 +106,8 @@ func decryptFile(name string, data []byte, keys *Keys) (plain []byte, values []d
 	if !bytes.Contains(data, sopsMarker) {
 		return data, nil, nil
 	}
-	// SOPS has been seen to panic on hostile input; the file is not
-	// trusted, so a panic fails this file, not the process.
+	// The file is not trusted: a panic reading it fails this file, not
+	// the process.
 	defer func() {
 		if p := recover(); p != nil {
 			plain, values, err = nil, nil, fmt.Errorf("%s: SOPS: cannot read the encrypted file (panic)", name)
@@ -96,61 +117,226 @@ func decryptFile(name string, data []byte, keys *Keys) (plain []byte, values []d
 	if len(data) > MaxEncryptedFileSize && bytes.Contains(data, []byte("sops")) {
 		return nil, nil, fmt.Errorf("%s: %w: %d bytes, over the limit of %d (5 MiB)", name, errTooLarge, len(data), MaxEncryptedFileSize)
 	}
-	store, binary := storeFor(name)
-	if _, err := store.LoadPlainFile(data); err != nil {
-		return data, nil, nil
-	}
-	tree, err := store.LoadEncryptedFile(data)
-	if errors.Is(err, sops.MetadataNotFound) {
+	f, ok, err := readSOPS(name, data)
+	if !ok {
 		return data, nil, nil
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: SOPS metadata: %w", name, err)
 	}
-	recipients := fileRecipients(tree.Metadata)
+	recipients := f.meta.recipients()
 	if keys.Empty() {
 		return nil, nil, fmt.Errorf("%s: encrypted with SOPS for %s: %w", name, recipients, errNoKeys)
 	}
-	dataKey, err := tree.Metadata.GetDataKeyWithKeyServices([]keyservice.KeyServiceClient{keyClient{keys}}, sops.DefaultDecryptionOrder)
+	dataKey, err := f.meta.dataKey(keys)
 	if err != nil {
-		// SOPS's own message lists every key's attempt; it holds no
-		// secret, but says less than this.
 		return nil, nil, fmt.Errorf("%s: encrypted with SOPS for %s: %w (this environment has %s)", name, recipients, errWrongKey, strings.Join(keys.Public(), ", "))
 	}
-	encrypted := encryptedLeaves(tree.Branches)
-	cipher := aes.NewCipher()
-	// tree.Decrypt's and the cipher's errors may quote a value that was
-	// written by hand where a ciphertext should be: they are not passed on.
-	mac, err := tree.Decrypt(dataKey, cipher)
+	// The errors of decryption may quote a value written by hand where a
+	// ciphertext should be: they are not passed on.
+	mac, err := f.decrypt(dataKey)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w: a value does not decrypt", name, errTampered)
 	}
-	stored, err := cipher.Decrypt(tree.Metadata.MessageAuthenticationCode, dataKey, tree.Metadata.LastModified.Format(time.RFC3339))
-	if err != nil || stored != mac {
+	stored, err := decryptValue(f.meta.mac, dataKey, f.meta.lastModified)
+	if s, ok := stored.(string); err != nil || !ok || s != mac {
 		return nil, nil, fmt.Errorf("%s: %w: the MAC does not match", name, errTampered)
 	}
-	plain, err = store.EmitPlainFile(tree.Branches)
+	for _, c := range f.comments {
+		if strings.HasPrefix(c.text, "ENC[") {
+			if v, err := decryptValue(c.text, dataKey, sopsAAD(c.keys)); err == nil {
+				c.set(scalarString(v))
+			}
+		}
+	}
+	plain, err = f.emit()
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: SOPS: cannot write the decrypted file", name)
 	}
-	if binary {
+	if f.binary {
 		return plain, []decryptedValue{{path: "", value: string(plain), secret: true}}, nil
 	}
-	return plain, decryptedValues(tree.Branches, encrypted), nil
+	return plain, f.decryptedValues(), nil
 }
 
-// fileRecipients lists the public side of the keys a file is encrypted
-// for: age recipients, OpenPGP fingerprints ("pgp <fingerprint>"), and
-// any other key SOPS knows by its type.
-func fileRecipients(m sops.Metadata) string {
+// readSOPS reads an encrypted file by its extension: YAML, JSON, dotenv
+// and INI files are encrypted value by value; any other file as a whole
+// (SOPS's "binary" format, a JSON envelope). ok is false when the file is
+// no SOPS file of that format.
+func readSOPS(name string, data []byte) (f *sopsFile, ok bool, err error) {
+	switch strings.ToLower(path.Ext(name)) {
+	case ".yaml", ".yml":
+		return readYAMLSOPS(data)
+	case ".json":
+		return readJSONSOPS(data, false)
+	case ".env":
+		return readDotenvSOPS(data)
+	case ".ini":
+		return readINISOPS(data)
+	}
+	return readJSONSOPS(data, true)
+}
+
+// macOnlyEncryptedInit starts the MAC of a file with mac_only_encrypted,
+// so that it never equals the MAC of the same values without it (SOPS's
+// constant).
+var macOnlyEncryptedInit = []byte{0x8a, 0x3f, 0xd2, 0xad, 0x54, 0xce, 0x66, 0x52, 0x7b, 0x10, 0x34, 0xf3, 0xd1, 0x47, 0xbe, 0x0b,
+	0x0b, 0x97, 0x5b, 0x3b, 0xf4, 0x4f, 0x72, 0xc6, 0xfd, 0xad, 0xec, 0x81, 0x76, 0xf2, 0x7d, 0x69}
+
+// decrypt decrypts every value the file's rules say is encrypted, sets it
+// in the file, and returns the MAC of the values as SOPS computes it: the
+// upper-case hex SHA-512 of each value's text, in order (of the encrypted
+// ones only, with mac_only_encrypted).
+func (f *sopsFile) decrypt(key []byte) (string, error) {
+	h := sha512.New()
+	if f.meta.macOnlyEncrypted {
+		h.Write(macOnlyEncryptedInit)
+	}
+	for _, l := range f.leaves {
+		if l.value == nil {
+			continue // SOPS neither encrypts nor authenticates a null
+		}
+		encrypted := f.meta.encrypts(l.keys)
+		v := l.value
+		if encrypted {
+			s, ok := v.(string)
+			if !ok {
+				return "", fmt.Errorf("%s: a %T where a ciphertext should be", strings.Join(l.path, "."), v)
+			}
+			if s != "" { // SOPS leaves an empty value empty
+				var err error
+				if v, err = decryptValue(s, key, sopsAAD(l.keys)); err != nil {
+					return "", fmt.Errorf("%s: %w", strings.Join(l.path, "."), err)
+				}
+				l.set(v)
+				l.value, l.encrypted = v, true
+			}
+		}
+		if _, comment := v.(sopsCommentValue); comment || (f.meta.macOnlyEncrypted && !encrypted) {
+			continue
+		}
+		b, err := macText(v)
+		if err != nil {
+			return "", err
+		}
+		h.Write(b)
+	}
+	return fmt.Sprintf("%X", h.Sum(nil)), nil
+}
+
+// sopsAAD is the additional data SOPS authenticates a value with: its map
+// keys, each followed by a colon.
+func sopsAAD(keys []string) string { return strings.Join(keys, ":") + ":" }
+
+// sopsCommentValue is a decrypted value of type comment.
+type sopsCommentValue string
+
+// macText is a value's text in the MAC, as SOPS writes it.
+func macText(v any) ([]byte, error) {
+	switch v := v.(type) {
+	case string:
+		return []byte(v), nil
+	case []byte:
+		return v, nil
+	case int:
+		return []byte(strconv.Itoa(v)), nil
+	case float64:
+		return []byte(strconv.FormatFloat(v, 'f', -1, 64)), nil
+	case bool:
+		if v {
+			return []byte("True"), nil
+		}
+		return []byte("False"), nil
+	case time.Time:
+		return v.MarshalText()
+	}
+	return nil, fmt.Errorf("a value of type %T", v)
+}
+
+// encValue is SOPS's form of an encrypted value.
+var encValue = regexp.MustCompile(`^ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]`)
+
+// decryptValue decrypts one ENC[AES256_GCM,…] value with AES-256-GCM and
+// aad, and returns it as its type says. Errors never quote the value.
+func decryptValue(value string, key []byte, aad string) (any, error) {
+	m := encValue.FindStringSubmatch(value)
+	if m == nil {
+		return nil, errors.New("not a SOPS ciphertext")
+	}
+	var parts [3][]byte
+	for i := range parts {
+		var err error
+		if parts[i], err = base64.StdEncoding.DecodeString(m[i+1]); err != nil {
+			return nil, errors.New("a ciphertext that is not base64")
+		}
+	}
+	data, iv, tag := parts[0], parts[1], parts[2]
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	if len(iv) == 0 || len(tag) != 16 {
+		return nil, errors.New("a ciphertext of the wrong shape")
+	}
+	gcm, err := cipher.NewGCMWithNonceSize(block, len(iv))
+	if err != nil {
+		return nil, err
+	}
+	plain, err := gcm.Open(nil, iv, append(slices.Clip(data), tag...), []byte(aad))
+	if err != nil {
+		return nil, errors.New("a ciphertext that does not authenticate")
+	}
+	switch m[4] {
+	case "str":
+		return string(plain), nil
+	case "bytes":
+		return plain, nil
+	case "int":
+		return strconv.Atoi(string(plain))
+	case "float":
+		return strconv.ParseFloat(string(plain), 64)
+	case "bool":
+		return strconv.ParseBool(string(plain))
+	case "time":
+		var t time.Time
+		err := t.UnmarshalText(plain)
+		return t, err
+	case "comment":
+		return sopsCommentValue(plain), nil
+	}
+	return nil, errors.New("a ciphertext of unknown type")
+}
+
+// sopsMeta is what ferry reads of a file's SOPS metadata.
+type sopsMeta struct {
+	groups       [][]sopsKey
+	threshold    int
+	lastModified string // RFC 3339, as SOPS authenticates the MAC with it
+	mac          string
+	// macOnlyEncrypted: the MAC covers the encrypted values only.
+	macOnlyEncrypted bool
+	// The file's rule for which values are encrypted: one of these.
+	unencryptedSuffix, encryptedSuffix string
+	unencryptedRegex, encryptedRegex   *regexp.Regexp
+}
+
+// sopsKey is one master key of a key group: kind is "age", "pgp" or the
+// name of a key service ferry has no keys for; id is its public side.
+type sopsKey struct {
+	kind, id, enc string
+}
+
+// recipients lists the public side of the keys a file is encrypted for:
+// age recipients, OpenPGP fingerprints ("pgp <fingerprint>"), and any other
+// key by its kind.
+func (m sopsMeta) recipients() string {
 	var out []string
-	for _, g := range m.KeyGroups {
+	for _, g := range m.groups {
 		for _, k := range g {
-			switch k.TypeToIdentifier() {
-			case sopsage.KeyTypeIdentifier:
-				out = append(out, k.ToString())
-			default:
-				out = append(out, k.TypeToIdentifier()+" "+k.ToString())
+			if k.kind == "age" {
+				out = append(out, k.id)
+			} else {
+				out = append(out, k.kind+" "+k.id)
 			}
 		}
 	}
@@ -160,56 +346,89 @@ func fileRecipients(m sops.Metadata) string {
 	return strings.Join(out, ", ")
 }
 
-// keyClient is a SOPS key service that decrypts data keys with the given
-// keys only: age identities and OpenPGP private keys, in memory. It never
-// falls back to SOPS's defaults (SOPS_AGE_KEY*, ~/.config/sops/age, a GnuPG
-// home, the gpg binary, cloud KMS credentials).
-type keyClient struct{ keys *Keys }
-
-// Encrypt refuses: ferry only decrypts.
-func (c keyClient) Encrypt(context.Context, *keyservice.EncryptRequest, ...grpc.CallOption) (*keyservice.EncryptResponse, error) {
-	return nil, errors.New("ferry does not encrypt")
+// encrypts says whether the value at keys is encrypted, by the file's
+// rule: a key with the unencrypted suffix (by default "_unencrypted") or
+// matching the unencrypted regex leaves it in clear; with an encrypted
+// suffix or regex, only a value under a key that has it is encrypted.
+func (m sopsMeta) encrypts(keys []string) bool {
+	switch {
+	case m.unencryptedSuffix != "":
+		return !slices.ContainsFunc(keys, func(k string) bool { return strings.HasSuffix(k, m.unencryptedSuffix) })
+	case m.encryptedSuffix != "":
+		return slices.ContainsFunc(keys, func(k string) bool { return strings.HasSuffix(k, m.encryptedSuffix) })
+	case m.unencryptedRegex != nil:
+		return !slices.ContainsFunc(keys, m.unencryptedRegex.MatchString)
+	case m.encryptedRegex != nil:
+		return slices.ContainsFunc(keys, m.encryptedRegex.MatchString)
+	}
+	return true
 }
 
-// Decrypt decrypts one data key with the environment's keys.
-func (c keyClient) Decrypt(_ context.Context, req *keyservice.DecryptRequest, _ ...grpc.CallOption) (*keyservice.DecryptResponse, error) {
-	var plain []byte
-	var err error
-	switch k := req.GetKey().GetKeyType().(type) {
-	case *keyservice.Key_AgeKey:
-		plain, err = c.keys.decryptAge(k.AgeKey.GetRecipient(), req.GetCiphertext())
-	case *keyservice.Key_PgpKey:
-		plain, err = c.keys.decryptPGP(req.GetCiphertext())
-	default:
-		err = fmt.Errorf("%T keys are not supported: use age or OpenPGP", k)
+// dataKey recovers the file's data key with keys: from the one key group,
+// or, with several, from the Shamir shares of at least threshold of them.
+func (m sopsMeta) dataKey(keys *Keys) ([]byte, error) {
+	var parts [][]byte
+	for _, g := range m.groups {
+		if part, err := groupKey(g, keys); err == nil {
+			parts = append(parts, part)
+		}
 	}
-	if err != nil {
-		return nil, err
+	switch {
+	case len(m.groups) == 1 && len(parts) == 1:
+		return parts[0], nil
+	case len(m.groups) > 1 && len(parts) >= max(m.threshold, 2):
+		return shamirCombine(parts)
 	}
-	return &keyservice.DecryptResponse{Plaintext: plain}, nil
+	return nil, errors.New("no key group decrypts")
 }
 
-// decryptAge decrypts a data key wrapped with age, through SOPS's own age
-// master key given the environment's identities explicitly. With no
-// identities it fails at once: SOPS would otherwise look for them in the
-// process environment and the user's config directory.
-func (k *Keys) decryptAge(recipient string, ciphertext []byte) ([]byte, error) {
+// groupKey decrypts a key group's data key (or share) with the first key
+// of the group that keys open: age keys first, then OpenPGP.
+func groupKey(g []sopsKey, keys *Keys) ([]byte, error) {
+	for _, kind := range []string{"age", "pgp"} {
+		for _, k := range g {
+			if k.kind != kind {
+				continue
+			}
+			var key []byte
+			var err error
+			if kind == "age" {
+				key, err = keys.decryptAge(k.enc)
+			} else {
+				key, err = keys.decryptPGP(k.enc)
+			}
+			if err == nil {
+				return key, nil
+			}
+		}
+	}
+	return nil, errors.New("no key of the group decrypts")
+}
+
+// maxDataKey bounds what a master key may decrypt to: a data key is 32
+// bytes, a Shamir share one more.
+const maxDataKey = 1 << 10
+
+// decryptAge decrypts a data key wrapped with age (armored) with the
+// environment's identities only. With none it fails at once.
+func (k *Keys) decryptAge(enc string) ([]byte, error) {
 	if len(k.age) == 0 {
 		return nil, errors.New("no age identity")
 	}
-	mk := &sopsage.MasterKey{Recipient: recipient, EncryptedKey: string(ciphertext)}
-	sopsage.ParsedIdentities(k.age).ApplyToMasterKey(mk)
-	return mk.Decrypt()
+	r, err := age.Decrypt(armor.NewReader(strings.NewReader(enc)), k.age...)
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(io.LimitReader(r, maxDataKey))
 }
 
 // decryptPGP decrypts a data key wrapped with OpenPGP with the
-// environment's private keys, in process: SOPS's own OpenPGP master key
-// reads keyrings from a GnuPG home and falls back to running gpg.
-func (k *Keys) decryptPGP(ciphertext []byte) ([]byte, error) {
+// environment's private keys, in process: never a GnuPG home, never gpg.
+func (k *Keys) decryptPGP(enc string) ([]byte, error) {
 	if len(k.pgp) == 0 {
 		return nil, errors.New("no OpenPGP key")
 	}
-	block, err := armor.Decode(bytes.NewReader(ciphertext))
+	block, err := pgparmor.Decode(strings.NewReader(enc))
 	if err != nil {
 		return nil, fmt.Errorf("OpenPGP: %w", err)
 	}
@@ -220,7 +439,69 @@ func (k *Keys) decryptPGP(ciphertext []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("OpenPGP: %w", err)
 	}
-	return io.ReadAll(md.UnverifiedBody)
+	return io.ReadAll(io.LimitReader(md.UnverifiedBody, maxDataKey))
+}
+
+// shamirCombine recovers a secret from Shamir shares as SOPS splits it:
+// each share is the secret's bytes evaluated at one point of a random
+// polynomial over GF(2^8), followed by the point; the secret is the
+// polynomials' values at zero (Lagrange interpolation).
+func shamirCombine(parts [][]byte) ([]byte, error) {
+	n := len(parts[0])
+	if n < 2 {
+		return nil, errors.New("Shamir shares are too short")
+	}
+	xs := make([]byte, len(parts))
+	for i, p := range parts {
+		if len(p) != n {
+			return nil, errors.New("Shamir shares of different lengths")
+		}
+		xs[i] = p[n-1]
+		if slices.Contains(xs[:i], xs[i]) {
+			return nil, errors.New("the same Shamir share twice")
+		}
+	}
+	secret := make([]byte, n-1)
+	for b := range secret {
+		var v byte
+		for i, p := range parts {
+			basis := byte(1)
+			for j := range parts {
+				if i != j {
+					basis = gfMul(basis, gfMul(xs[j], gfInv(xs[i]^xs[j])))
+				}
+			}
+			v ^= gfMul(p[b], basis)
+		}
+		secret[b] = v
+	}
+	return secret, nil
+}
+
+// gfMul multiplies in GF(2^8) modulo x^8 + x^4 + x^3 + x + 1.
+func gfMul(a, b byte) byte {
+	var p byte
+	for b > 0 {
+		if b&1 == 1 {
+			p ^= a
+		}
+		hi := a & 0x80
+		a <<= 1
+		if hi != 0 {
+			a ^= 0x1b
+		}
+		b >>= 1
+	}
+	return p
+}
+
+// gfInv is a's multiplicative inverse in GF(2^8): a^254.
+func gfInv(a byte) byte {
+	r := byte(1)
+	for range 254 {
+		r = gfMul(r, a)
+	}
+	return r
 }
 
 // decryptedValue is one decrypted value of a file: its path in the file
@@ -232,72 +513,34 @@ type decryptedValue struct {
 	secret bool
 }
 
-// isEncrypted reports whether an encrypted file's leaf is a SOPS
-// ciphertext; the others were left in clear (encrypted_regex and its
-// kin).
-func isEncrypted(v any) bool {
-	s, ok := v.(string)
-	return ok && strings.HasPrefix(s, "ENC[")
-}
-
-// walkLeaves calls fn for every scalar of a SOPS tree, in order, with its
-// path of keys and list indices; comments are skipped. The path is reused:
-// fn must copy what it keeps.
-func walkLeaves(v any, p []string, fn func(p []string, v any)) {
-	switch v := v.(type) {
-	case sops.TreeBranch:
-		for _, it := range v {
-			if _, ok := it.Key.(sops.Comment); ok {
-				continue
+// decryptedValues lists the values of the file that were encrypted.
+func (f *sopsFile) decryptedValues() []decryptedValue {
+	docs := map[int][2]string{} // each document's kind and apiVersion
+	for _, l := range f.leaves {
+		if len(l.path) == 1 && (l.path[0] == "kind" || l.path[0] == "apiVersion") {
+			if s, ok := l.value.(string); ok {
+				d := docs[l.doc]
+				d[btoi(l.path[0] == "apiVersion")] = s
+				docs[l.doc] = d
 			}
-			walkLeaves(it.Value, append(p, fmt.Sprint(it.Key)), fn)
 		}
-	case []any:
-		for i, e := range v {
-			if _, ok := e.(sops.Comment); ok {
-				continue
-			}
-			walkLeaves(e, append(p, strconv.Itoa(i)), fn)
-		}
-	case sops.Comment:
-	default:
-		fn(p, v)
 	}
-}
-
-// encryptedLeaves records, per document and in walk order, which leaves of
-// the encrypted tree are ciphertexts. Decryption keeps the tree's shape, so
-// the same walk over the decrypted tree meets the same leaves in the same
-// order.
-func encryptedLeaves(branches sops.TreeBranches) [][]bool {
-	out := make([][]bool, len(branches))
-	for i, b := range branches {
-		walkLeaves(b, nil, func(_ []string, v any) { out[i] = append(out[i], isEncrypted(v)) })
-	}
-	return out
-}
-
-// decryptedValues lists the values of the decrypted tree that were
-// encrypted in the file.
-func decryptedValues(branches sops.TreeBranches, encrypted [][]bool) []decryptedValue {
 	var out []decryptedValue
-	for i, b := range branches {
-		kind, apiVersion := topString(b, "kind"), topString(b, "apiVersion")
-		j := 0
-		walkLeaves(b, nil, func(p []string, v any) {
-			enc := i < len(encrypted) && j < len(encrypted[i]) && encrypted[i][j]
-			j++
-			if !enc || v == nil {
-				return
-			}
-			out = append(out, decryptedValue{
-				path:   strings.Join(p, "."),
-				value:  scalarString(v),
-				secret: secretPath(kind, apiVersion, p),
-			})
-		})
+	for _, l := range f.leaves {
+		if !l.encrypted {
+			continue
+		}
+		d := docs[l.doc]
+		out = append(out, decryptedValue{path: strings.Join(l.path, "."), value: scalarString(l.value), secret: secretPath(d[0], d[1], l.path)})
 	}
 	return out
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // secretPath says whether an encrypted value at path p of a document is
@@ -324,24 +567,14 @@ func secretPath(kind, apiVersion string, p []string) bool {
 	return true
 }
 
-// topString returns the string value of a top-level key of a document, or
-// "".
-func topString(b sops.TreeBranch, key string) string {
-	for _, it := range b {
-		if k, ok := it.Key.(string); ok && k == key {
-			s, _ := it.Value.(string)
-			return s
-		}
-	}
-	return ""
-}
-
 // scalarString writes a decrypted scalar as text.
 func scalarString(v any) string {
 	switch v := v.(type) {
 	case string:
 		return v
 	case []byte:
+		return string(v)
+	case sopsCommentValue:
 		return string(v)
 	}
 	return fmt.Sprint(v)

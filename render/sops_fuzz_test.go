@@ -10,7 +10,8 @@ import (
 // FuzzDecryptFile feeds hostile variants of encrypted files to the
 // decryption: it must fail with an error naming the file, or pass a file
 // that is no SOPS file through unchanged; never panic, never return a
-// plaintext with an error.
+// plaintext with an error (decryptFile recovers from a panic, which this
+// counts as a failure all the same).
 func FuzzDecryptFile(f *testing.F) {
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
@@ -36,6 +37,9 @@ func FuzzDecryptFile(f *testing.F) {
 			}
 			if !strings.HasPrefix(err.Error(), "repo/"+name+": ") {
 				t.Errorf("error does not start with the file: %v", err)
+			}
+			if strings.Contains(err.Error(), "(panic)") {
+				t.Errorf("the decryption panicked: %v", err)
 			}
 		}
 	})

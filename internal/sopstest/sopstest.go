@@ -20,8 +20,11 @@ import (
 	"github.com/getsops/sops/v3/aes"
 	sopsage "github.com/getsops/sops/v3/age"
 	sopsconfig "github.com/getsops/sops/v3/config"
+	"github.com/getsops/sops/v3/keys"
 	"github.com/getsops/sops/v3/pgp"
+	"github.com/getsops/sops/v3/shamir"
 	"github.com/getsops/sops/v3/stores/dotenv"
+	"github.com/getsops/sops/v3/stores/ini"
 	sopsjson "github.com/getsops/sops/v3/stores/json"
 	sopsyaml "github.com/getsops/sops/v3/stores/yaml"
 )
@@ -33,6 +36,13 @@ type For struct {
 	// EncryptedRegex is SOPS's encrypted_regex; empty encrypts every
 	// value.
 	EncryptedRegex string
+	// UnencryptedSuffix and MACOnlyEncrypted are SOPS's
+	// unencrypted_suffix and mac_only_encrypted.
+	UnencryptedSuffix string
+	MACOnlyEncrypted  bool
+	// Threshold, if set, puts each key in a key group of its own and
+	// splits the data key in Shamir shares, Threshold of which recover it.
+	Threshold int
 }
 
 // AgeIdentity makes a new age identity.
@@ -107,6 +117,8 @@ func storeFor(name string) store {
 		return sopsjson.NewStore(&sopsconfig.JSONStoreConfig{})
 	case ".env":
 		return dotenv.NewStore(&sopsconfig.DotenvStoreConfig{})
+	case ".ini":
+		return ini.NewStore(&sopsconfig.INIStoreConfig{})
 	}
 	return sopsjson.NewBinaryStore(&sopsconfig.JSONBinaryStoreConfig{})
 }
@@ -126,18 +138,29 @@ func Encrypt(t testing.TB, name, plain string, to For) string {
 	if _, err := rand.Read(dataKey); err != nil {
 		t.Fatal(err)
 	}
-	var group sops.KeyGroup
-	for _, id := range to.Age {
+	n := len(to.Age) + len(to.PGP)
+	parts := [][]byte{}
+	for range n {
+		parts = append(parts, dataKey)
+	}
+	if to.Threshold > 0 {
+		var err error
+		if parts, err = shamir.Split(dataKey, n, to.Threshold); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var masters []keys.MasterKey
+	for i, id := range to.Age {
 		mk, err := sopsage.MasterKeyFromRecipient(id.Recipient().String())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := mk.Encrypt(dataKey); err != nil {
+		if err := mk.Encrypt(parts[i]); err != nil {
 			t.Fatal(err)
 		}
-		group = append(group, mk)
+		masters = append(masters, mk)
 	}
-	for _, e := range to.PGP {
+	for i, e := range to.PGP {
 		// SOPS's own OpenPGP key reads public keys from a GnuPG home;
 		// wrap the data key in process, as it does.
 		var buf bytes.Buffer
@@ -149,7 +172,7 @@ func Encrypt(t testing.TB, name, plain string, to For) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := pt.Write(dataKey); err != nil {
+		if _, err := pt.Write(parts[len(to.Age)+i]); err != nil {
 			t.Fatal(err)
 		}
 		if err := pt.Close(); err != nil {
@@ -158,11 +181,22 @@ func Encrypt(t testing.TB, name, plain string, to For) string {
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
-		group = append(group, &pgp.MasterKey{Fingerprint: PGPFingerprint(e), EncryptedKey: buf.String(), CreationDate: time.Now().UTC()})
+		masters = append(masters, &pgp.MasterKey{Fingerprint: PGPFingerprint(e), EncryptedKey: buf.String(), CreationDate: time.Now().UTC()})
+	}
+	groups := []sops.KeyGroup{masters}
+	if to.Threshold > 0 {
+		groups = nil
+		for _, k := range masters {
+			groups = append(groups, sops.KeyGroup{k})
+		}
 	}
 	tree := sops.Tree{Branches: branches, Metadata: sops.Metadata{
-		KeyGroups: []sops.KeyGroup{group}, EncryptedRegex: to.EncryptedRegex, Version: "3.13.3",
+		KeyGroups: groups, ShamirThreshold: to.Threshold, EncryptedRegex: to.EncryptedRegex,
+		UnencryptedSuffix: to.UnencryptedSuffix, MACOnlyEncrypted: to.MACOnlyEncrypted, Version: "3.13.3",
 	}}
+	if to.EncryptedRegex == "" && to.UnencryptedSuffix == "" {
+		tree.Metadata.UnencryptedSuffix = sops.DefaultUnencryptedSuffix
+	}
 	cipher := aes.NewCipher()
 	mac, err := tree.Encrypt(dataKey, cipher)
 	if err != nil {
