@@ -330,9 +330,6 @@ func (f *sopsFile) walkJSON(v any, keys, path []string, depth int) error {
 	if depth > sopsMaxDepth {
 		return errSOPSDepth
 	}
-	leaf := func(val any, set func(any)) {
-		f.leaves = append(f.leaves, &sopsLeaf{path: path, keys: keys, value: val, set: set})
-	}
 	switch v := v.(type) {
 	case *jsonObject:
 		for i := range v.members {
@@ -359,8 +356,6 @@ func (f *sopsFile) walkJSON(v any, keys, path []string, depth int) error {
 				f.leaves = append(f.leaves, &sopsLeaf{path: p, keys: keys, value: e, set: func(x any) { (*v)[i] = x }})
 			}
 		}
-	default:
-		leaf(v, func(any) {})
 	}
 	return nil
 }
