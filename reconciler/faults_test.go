@@ -142,12 +142,7 @@ func TestRunStep(t *testing.T) {
 		{"verdict", []error{invalid}, true, state.PhaseFailed, "apply: Deployment.apps \"web\" is invalid", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).Build()
-			store := state.NewStore(c, "ferry")
-			w := source.NewWatcher(nil, "main", source.WatchOptions{})
-			r := New(Environment{Name: "staging"}, w, nil, nil, nil, store, slog.New(slog.DiscardHandler))
-			rn := &run{rev: &source.Revision{Commit: &object.Commit{Hash: plumbing.NewHash("0123456789abcdef0123456789abcdef01234567")}},
-				started: time.Now(), log: r.log}
+			r, store, rn := stepReconciler(t)
 			calls := 0
 			var phases []state.Phase
 			var says []string
@@ -205,12 +200,7 @@ func TestRenderDeadlineIsTriedAgain(t *testing.T) {
 		{"another limit", []error{tooMany}, 1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).Build()
-			store := state.NewStore(c, "ferry")
-			w := source.NewWatcher(nil, "main", source.WatchOptions{})
-			r := New(Environment{Name: "staging"}, w, nil, nil, nil, store, slog.New(slog.DiscardHandler))
-			rn := &run{rev: &source.Revision{Commit: &object.Commit{Hash: plumbing.NewHash("0123456789abcdef0123456789abcdef01234567")}},
-				started: time.Now(), log: r.log}
+			r, store, rn := stepReconciler(t)
 			calls := 0
 			var retrying []string
 			step := func(ctx context.Context, rn *run, _ bool) error {
@@ -246,4 +236,17 @@ func TestRenderDeadlineIsTriedAgain(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stepReconciler is a reconciler of the environment "staging" with a state
+// store and nothing else, and a run of one commit, for the tests of its
+// steps.
+func stepReconciler(t *testing.T) (*Reconciler, *state.Store, *run) {
+	t.Helper()
+	c := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).Build()
+	store := state.NewStore(c, "ferry")
+	r := New(Environment{Name: "staging", Path: "envs/staging"}, source.NewWatcher(nil, "main", source.WatchOptions{}), nil, nil, nil, store, slog.New(slog.DiscardHandler))
+	rn := &run{rev: &source.Revision{Commit: &object.Commit{Hash: plumbing.NewHash("0123456789abcdef0123456789abcdef01234567")}, Tree: &object.Tree{}},
+		started: time.Now(), log: r.log}
+	return r, store, rn
 }

@@ -2,17 +2,11 @@ package reconciler
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
-	"ferry.dev/ferry/source"
 	"ferry.dev/ferry/state"
 )
 
@@ -42,11 +36,8 @@ func TestPassSlots(t *testing.T) {
 		t.Fatalf("%d slots still taken", len(slots))
 	}
 
-	c := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).Build()
-	store := state.NewStore(c, "ferry")
-	r := New(Environment{Name: "staging"}, source.NewWatcher(nil, "main", source.WatchOptions{}), nil, nil, nil, store, slog.New(slog.DiscardHandler))
-	rn := &run{rev: &source.Revision{Commit: &object.Commit{Hash: plumbing.NewHash("0123456789abcdef0123456789abcdef01234567")}},
-		started: time.Now(), log: r.log, slot: hold{slots: slots}}
+	r, _, rn := stepReconciler(t)
+	rn.slot = hold{slots: slots}
 	if err := rn.slot.take(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -89,10 +80,8 @@ func TestPassSlots(t *testing.T) {
 // often the loop comes back to it: this reconciler has no renderer or
 // applier, and would fail on the first use of either.
 func TestRefusedRevisionIsNeverApplied(t *testing.T) {
-	c := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).Build()
-	store := state.NewStore(c, "ferry")
-	r := New(Environment{Name: "staging", Path: "envs/staging"}, source.NewWatcher(nil, "main", source.WatchOptions{}), nil, nil, nil, store, slog.New(slog.DiscardHandler))
-	commit := "0123456789abcdef0123456789abcdef01234567"
+	r, store, rn := stepReconciler(t)
+	commit := rn.rev.Commit.Hash.String()
 	reason := "not applied: envs/staging render: over a render limit: the rendering ran past its deadline of 30s (limits.renderTimeout) (3 tries)"
 	if _, err := store.Update(t.Context(), "staging", func(st *state.State) error {
 		st.Phase, st.Message = state.PhaseFailed, reason
@@ -101,9 +90,8 @@ func TestRefusedRevisionIsNeverApplied(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	rev := &source.Revision{Commit: &object.Commit{Hash: plumbing.NewHash(commit)}, Tree: &object.Tree{}}
 	for range 2 {
-		if newer := r.reconcile(t.Context(), rev); newer != nil {
+		if newer := r.reconcile(t.Context(), rn.rev); newer != nil {
 			t.Fatalf("reconcile returned a newer revision %v", newer)
 		}
 	}
