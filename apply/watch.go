@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/metadata/metadatainformer"
@@ -20,15 +21,29 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
-// What the watches keep of an object: its identity, resourceVersion and
-// owner label, plus two annotations computed from the metadata the watch
-// delivered. Nothing else is cached: no spec, no status, no managed
-// fields.
-const (
-	fingerprintKey = "watch.ferry.dev/fingerprint"
-	imperativeKey  = "watch.ferry.dev/imperative"
-	ownerKey       = "watch.ferry.dev/owner"
-)
+// kept is what the watches keep of an object (trim): its name,
+// namespace and resourceVersion, its owner label, and two facts computed
+// from the metadata the watch delivered. Nothing else is cached: no spec,
+// no status, no managed fields, no maps.
+type kept struct {
+	metav1.ObjectMeta // Name, Namespace and ResourceVersion only
+	// fingerprint is Fingerprint of the object as delivered.
+	fingerprint string
+	// owner is its OwnerLabel.
+	owner string
+	// imperative: an imperative manager owns fields of it.
+	imperative bool
+}
+
+// GetObjectKind is no kind: the watch knows it.
+func (w *kept) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
+// DeepCopyObject copies w.
+func (w *kept) DeepCopyObject() runtime.Object {
+	c := *w
+	c.ObjectMeta = *w.ObjectMeta.DeepCopy()
+	return &c
+}
 
 // ImperativeManagers are the field managers of hand edits. Where ferry owns
 // an object, it takes their fields back before applying git's version
@@ -199,7 +214,7 @@ func (w *Watches) ensure(ctx context.Context, gk schema.GroupKind, namespace str
 				return // a relist that found nothing new
 			}
 			c := change(gkKind, n, false)
-			c.Status = o.GetAnnotations()[fingerprintKey] == c.Fingerprint
+			c.Status = keptOf(oldObj).fingerprint == c.Fingerprint
 			w.emit(c)
 		},
 		DeleteFunc: func(obj any) {
@@ -277,7 +292,8 @@ func (w *Watches) Seen(id object.ObjMetadata) Seen {
 	if m == nil {
 		return Seen{}
 	}
-	return Seen{Known: true, Exists: true, Fingerprint: m.GetAnnotations()[fingerprintKey], Imperative: m.GetAnnotations()[imperativeKey] != ""}
+	k := keptOf(obj)
+	return Seen{Known: true, Exists: true, Fingerprint: k.fingerprint, Imperative: k.imperative}
 }
 
 // Count returns how many watches run, and how many kinds or namespaces
@@ -297,12 +313,25 @@ func (w *Watches) Count() (running, denied int) {
 }
 
 func change(gk schema.GroupKind, m metav1.Object, deleted bool) Change {
+	k := keptOf(m)
 	c := Change{ID: object.ObjMetadata{GroupKind: gk, Namespace: m.GetNamespace(), Name: m.GetName()},
-		Owner: ownerOf(m), Deleted: deleted}
+		Owner: k.owner, Deleted: deleted}
 	if !deleted {
-		c.Fingerprint = m.GetAnnotations()[fingerprintKey]
+		c.Fingerprint = k.fingerprint
 	}
 	return c
+}
+
+// keptOf is what trim kept of a cached object; for an object cached whole
+// (not trimmed), its owner label only.
+func keptOf(obj any) *kept {
+	if w, ok := obj.(*kept); ok {
+		return w
+	}
+	if m := asMeta(obj); m != nil {
+		return &kept{owner: m.GetLabels()[OwnerLabel]}
+	}
+	return &kept{}
 }
 
 func asMeta(obj any) metav1.Object {
@@ -320,26 +349,8 @@ func trim(obj any) (any, error) {
 	if !ok {
 		return obj, nil
 	}
-	// One small map holds all that is kept: a second one, for the owner
-	// label, would cost a third of the cached object again.
-	annotations := map[string]string{fingerprintKey: Fingerprint(p)}
-	if imperative(p.GetManagedFields()) {
-		annotations[imperativeKey] = "true"
-	}
-	if v, ok := p.Labels[OwnerLabel]; ok {
-		annotations[ownerKey] = v
-	}
-	return &metav1.PartialObjectMetadata{TypeMeta: p.TypeMeta, ObjectMeta: metav1.ObjectMeta{
-		Name: p.Name, Namespace: p.Namespace, UID: p.UID, ResourceVersion: p.ResourceVersion, Annotations: annotations}}, nil
-}
-
-// ownerOf is an object's OwnerLabel, as trim keeps it or, for an object
-// cached whole, as its labels say.
-func ownerOf(m metav1.Object) string {
-	if v, ok := m.GetAnnotations()[ownerKey]; ok {
-		return v
-	}
-	return m.GetLabels()[OwnerLabel]
+	return &kept{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, ResourceVersion: p.ResourceVersion},
+		fingerprint: Fingerprint(p), owner: p.Labels[OwnerLabel], imperative: imperative(p.GetManagedFields())}, nil
 }
 
 // Fingerprint sums what a write other than a status update changes in an

@@ -23,34 +23,35 @@ func watched() *metav1.PartialObjectMetadata {
 	}}
 }
 
-// TestTrimKeepsOnlyIdentity: a watched object is cached as its identity,
-// owner label and fingerprint; managed fields and other metadata go.
+// TestTrimKeepsOnlyIdentity: a watched object is cached as its name,
+// namespace and version, owner label and fingerprint; its UID, labels,
+// annotations, managed fields and other metadata go.
 func TestTrimKeepsOnlyIdentity(t *testing.T) {
 	in := watched()
 	out, err := trim(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := out.(*metav1.PartialObjectMetadata)
-	if p.Name != "web" || p.Namespace != "shop" || p.UID != "u1" || p.ResourceVersion != "7" {
-		t.Fatalf("identity lost: %+v", p.ObjectMeta)
+	k := out.(*kept)
+	if k.Name != "web" || k.Namespace != "shop" || k.ResourceVersion != "7" || k.UID != "" {
+		t.Fatalf("identity lost: %+v", k.ObjectMeta)
 	}
-	if len(p.Labels) != 0 || ownerOf(p) != "staging" || change(schema.GroupKind{Kind: "Deployment"}, p, false).Owner != "staging" {
-		t.Fatalf("labels = %v, owner %q; want no labels map, the owner label kept as %s", p.Labels, ownerOf(p), ownerKey)
+	if len(k.Labels) != 0 || len(k.Annotations) != 0 || len(k.ManagedFields) != 0 || k.Generation != 0 {
+		t.Fatalf("metadata kept: %+v", k.ObjectMeta)
 	}
-	if len(p.ManagedFields) != 0 || p.Generation != 0 {
-		t.Fatalf("managed fields or generation kept: %+v", p.ObjectMeta)
+	if k.owner != "staging" || change(schema.GroupKind{Kind: "Deployment"}, k, false).Owner != "staging" {
+		t.Fatalf("owner %q, want the owner label's", k.owner)
 	}
-	if len(p.Annotations) != 2 || p.Annotations[fingerprintKey] != Fingerprint(in) {
-		t.Fatalf("annotations = %v, want only the fingerprint and the owner", p.Annotations)
+	if k.fingerprint != Fingerprint(in) || k.imperative {
+		t.Fatalf("fingerprint %q, imperative %v; want %q, false", k.fingerprint, k.imperative, Fingerprint(in))
 	}
 	whole := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{OwnerLabel: "prod"}}}
-	if ownerOf(whole) != "prod" {
-		t.Fatalf("owner of an object cached whole = %q, want its label's", ownerOf(whole))
+	if o := keptOf(whole).owner; o != "prod" {
+		t.Fatalf("owner of an object cached whole = %q, want its label's", o)
 	}
 	in.ManagedFields = append(in.ManagedFields, metav1.ManagedFieldsEntry{Manager: "kubectl-edit", Operation: metav1.ManagedFieldsOperationUpdate})
 	out, _ = trim(in)
-	if out.(*metav1.PartialObjectMetadata).Annotations[imperativeKey] != "true" {
+	if !out.(*kept).imperative {
 		t.Fatal("a kubectl-edit entry is not marked imperative")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -104,7 +105,7 @@ func NewManager(ctx context.Context, cfg *config.Config, opts Options) (*Manager
 	w := newWiring(cfg, opts)
 	m.wiring = w
 	renderer := render.NewRenderer(render.DefaultOptions())
-	passes := newPassSlots(0)
+	passes := newPassSlots(max(1, runtime.GOMAXPROCS(0)/2))
 	var errs []error
 	for _, env := range cfg.Environments {
 		m.planEvery = min(m.planEvery, env.Source.Interval)
