@@ -3,7 +3,6 @@ package apply
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,9 +68,11 @@ func sum(o *unstructured.Unstructured) string {
 	return sumOf(data)
 }
 
+// sumOf is the first 16 bytes of data's SHA-256, as a string of bytes:
+// compared, never shown.
 func sumOf(data []byte) string {
 	h := sha256.Sum256(data)
-	return hex.EncodeToString(h[:16])
+	return string(h[:16])
 }
 
 // applied is an object of the last pass that went through, kept as the

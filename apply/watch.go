@@ -3,7 +3,6 @@ package apply
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"sync"
@@ -358,6 +357,7 @@ func trim(obj any) (any, error) {
 // managed-fields entry except those of the status subresource (with the
 // time each manager last changed the object). A controller writing status
 // leaves it alone; a hand edit, a scale or ferry's own apply changes it.
+// It is 16 bytes of a SHA-256, to compare, not to show.
 func Fingerprint(m metav1.Object) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%d\x00%t\x00", m.GetGeneration(), m.GetDeletionTimestamp() != nil)
@@ -385,7 +385,7 @@ func Fingerprint(m metav1.Object) string {
 			h.Write(f.FieldsV1.Raw)
 		}
 	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	return string(h.Sum(nil)[:16])
 }
 
 // imperative reports whether an imperative manager owns fields of the
