@@ -137,10 +137,14 @@ func (f *fixture) cutDuringDryRun(t *testing.T, px *proxied, attempt int) string
 	}
 	defer slow()
 	files := pipelineFiles(fmt.Sprintf("v%d", attempt+1))
-	files["envs/staging/more.yaml"] = fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: more\ndata:\n  k: v%d\n", attempt)
+	// A new ConfigMap each attempt: the inventory changes, so staging
+	// writes it, and the test sees when.
+	files["envs/staging/more.yaml"] = fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: more-%d\ndata:\n  k: v\n", attempt)
 	files["envs/staging/kustomization.yaml"] = strings.Replace(files["envs/staging/kustomization.yaml"], "  - extra.yaml\n", "  - extra.yaml\n  - more.yaml\n", 1)
 	commit := f.pushMain(t, files, fmt.Sprintf("Bump web to v%d and add a ConfigMap", attempt+1))
-	f.waitDryRun(t, "staging", commit)
+	if !f.waitDryRun(t, "staging", commit) {
+		return commit // too late for this one: the attempt misses
+	}
 	// Why cut writes and not every connection: client-go retries reads
 	// cut by a reset by itself; the dry-run and apply patches it does not.
 	if err := px.kube.InjectFor(t.Context(), faultproxy.Fault{Kind: faultproxy.CutWrites, Direction: faultproxy.Upstream, MinBytes: 400}, 2*time.Second); err != nil {
@@ -186,7 +190,9 @@ func TestFaultsResetsDuringApply(t *testing.T) {
 
 	// The cut must land on the dry-run, whose timing the test can only
 	// approach: when it misses (the dry-run finished before the cut began),
-	// the attempt proves nothing, and a new commit tries again.
+	// the attempt proves nothing, and a new commit tries again. On a
+	// machine busy with the rest of the suite three attempts all missed
+	// once; five leave room.
 	var second string
 	for attempt := 1; ; attempt++ {
 		before := len(retriedDryRuns(log))
@@ -202,8 +208,8 @@ func TestFaultsResetsDuringApply(t *testing.T) {
 			}
 			break
 		}
-		if attempt == 3 {
-			t.Fatal("the log shows no retried dry-run in 3 attempts: the cuts missed it")
+		if attempt == 5 {
+			t.Fatal("the log shows no retried dry-run in 5 attempts: the cuts missed it")
 		}
 		t.Logf("attempt %d: the cut missed the dry-run; again with a new commit", attempt)
 	}
@@ -219,8 +225,9 @@ func TestFaultsResetsDuringApply(t *testing.T) {
 // waitDryRun waits until env, applying commit, has written its planned
 // inventory: its next requests are the dry-run patches. It reads the
 // state ConfigMap every 20ms, well within the latency the test puts on
-// ferry's answers.
-func (f *fixture) waitDryRun(t *testing.T, env, commit string) {
+// ferry's answers; on a busy machine it can still see env past Applying
+// first, and then reports false.
+func (f *fixture) waitDryRun(t *testing.T, env, commit string) bool {
 	t.Helper()
 	key := client.ObjectKey{Namespace: f.stateNS, Name: state.ConfigMapName(env)}
 	applyingAt := ""
@@ -236,13 +243,15 @@ func (f *fixture) waitDryRun(t *testing.T, env, commit string) {
 			applyingAt = cm.ResourceVersion
 		case applyingAt != "" && cm.ResourceVersion != applyingAt:
 			if st.Phase != state.PhaseApplying {
-				t.Fatalf("%s left Applying (%s) before the test saw its inventory written", env, st.Phase)
+				t.Logf("%s left Applying (%s) before the test saw its inventory written", env, st.Phase)
+				return false
 			}
-			return
+			return true
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("%s: no inventory written while applying %s", env, commit[:7])
+	return false
 }
 
 // TestFaultsAPIBlackholeDuringVerify: the API server is unreachable for
