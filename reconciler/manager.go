@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"time"
 
@@ -105,7 +104,7 @@ func NewManager(ctx context.Context, cfg *config.Config, opts Options) (*Manager
 	w := newWiring(cfg, opts)
 	m.wiring = w
 	renderer := render.NewRenderer(render.DefaultOptions())
-	passes := newPassSlots(max(1, runtime.GOMAXPROCS(0)/2))
+	passes := newPassSlots(0)
 	var errs []error
 	for _, env := range cfg.Environments {
 		m.planEvery = min(m.planEvery, env.Source.Interval)

@@ -14,15 +14,15 @@ import (
 // slot, nor does a step waiting to be tried again.
 type passSlots chan struct{}
 
-// newPassSlots returns n slots; n ≤ 0 takes GOMAXPROCS. ferry runs with
-// half of GOMAXPROCS (at least one): a pass renders, then waits on the
+// newPassSlots returns n slots; n ≤ 0 takes half of GOMAXPROCS (at least
+// one), what ferry runs with: a pass renders, then waits on the
 // API server, and the processors it leaves serve the verifications, the
 // watches and the other passes' requests. Ten environments of 1000
 // objects start in 1m21s with one slot on two cores and in 1m12s with
 // two, with a peak of memory 15 MiB lower (BenchmarkFleet).
 func newPassSlots(n int) passSlots {
 	if n <= 0 {
-		n = runtime.GOMAXPROCS(0)
+		n = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	return make(passSlots, n)
 }

@@ -34,6 +34,11 @@ var ErrLimit = errors.New("over a render limit")
 // as on the commit: a build slowed by a busy machine runs past it too.
 var ErrDeadline = errors.New("the rendering ran past its deadline")
 
+// deadlineError is the error of a rendering past timeout.
+func deadlineError(timeout time.Duration) error {
+	return fmt.Errorf("%w: %w of %s (limits.renderTimeout)", ErrLimit, ErrDeadline, timeout)
+}
+
 // Limits bound one rendering.
 type Limits struct {
 	// MaxFileBytes is the largest file read.
@@ -102,7 +107,7 @@ func newBudget(l Limits) *budget {
 // live fails once the deadline has passed.
 func (b *budget) live() error {
 	if b != nil && time.Now().After(b.deadline) {
-		return b.refuse(fmt.Errorf("%w: %w of %s (limits.renderTimeout)", ErrLimit, ErrDeadline, b.limits.Timeout))
+		return b.refuse(deadlineError(b.limits.Timeout))
 	}
 	return nil
 }

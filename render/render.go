@@ -186,7 +186,7 @@ func (r *Renderer) RenderWith(ctx context.Context, tree *object.Tree, dir string
 				deadline.Reset(wait)
 				continue
 			}
-			return nil, fmt.Errorf("%s render: %w: %w of %s (limits.renderTimeout)", displayDir(rel), ErrLimit, ErrDeadline, limits.Timeout)
+			return nil, fmt.Errorf("%s render: %w", displayDir(rel), deadlineError(limits.Timeout))
 		case out := <-ch:
 			if out.Err != nil {
 				return nil, fmt.Errorf("%s render: %w", displayDir(rel), out.Err)

@@ -515,15 +515,21 @@ type decryptedValue struct {
 
 // decryptedValues lists the values of the file that were encrypted.
 func (f *sopsFile) decryptedValues() []decryptedValue {
-	docs := map[int][2]string{} // each document's kind and apiVersion
+	type manifest struct{ kind, apiVersion string }
+	docs := map[int]manifest{}
 	for _, l := range f.leaves {
-		if len(l.path) == 1 && (l.path[0] == "kind" || l.path[0] == "apiVersion") {
-			if s, ok := l.value.(string); ok {
-				d := docs[l.doc]
-				d[btoi(l.path[0] == "apiVersion")] = s
-				docs[l.doc] = d
-			}
+		s, ok := l.value.(string)
+		if !ok || len(l.path) != 1 {
+			continue
 		}
+		d := docs[l.doc]
+		switch l.path[0] {
+		case "kind":
+			d.kind = s
+		case "apiVersion":
+			d.apiVersion = s
+		}
+		docs[l.doc] = d
 	}
 	var out []decryptedValue
 	for _, l := range f.leaves {
@@ -531,16 +537,9 @@ func (f *sopsFile) decryptedValues() []decryptedValue {
 			continue
 		}
 		d := docs[l.doc]
-		out = append(out, decryptedValue{path: strings.Join(l.path, "."), value: scalarString(l.value), secret: secretPath(d[0], d[1], l.path)})
+		out = append(out, decryptedValue{path: strings.Join(l.path, "."), value: scalarString(l.value), secret: secretPath(d.kind, d.apiVersion, l.path)})
 	}
 	return out
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // secretPath says whether an encrypted value at path p of a document is

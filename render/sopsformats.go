@@ -689,26 +689,13 @@ func keysOf(g map[string]any) []sopsKey {
 	return out
 }
 
+// weakBool and weakInt read a value SOPS may write as a string.
 func weakBool(v any) bool {
-	switch v := v.(type) {
-	case bool:
-		return v
-	case string:
-		b, _ := strconv.ParseBool(v)
-		return b
-	}
-	return false
+	b, _ := strconv.ParseBool(fmt.Sprint(v))
+	return b
 }
 
 func weakInt(v any) int {
-	switch v := v.(type) {
-	case int:
-		return v
-	case float64:
-		return int(v)
-	case string:
-		n, _ := strconv.Atoi(v)
-		return n
-	}
-	return 0
+	n, _ := strconv.Atoi(fmt.Sprint(v))
+	return n
 }
